@@ -1,0 +1,31 @@
+"""``python -m agents``: run one worker with settings from the environment (``LIVEPROFILES_*``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import faust
+
+from agents.admin import ensure_topics
+from agents.app import create_app
+from agents.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agents", description=__doc__)
+    parser.add_argument("command", choices=["worker"], help="what to run")
+    parser.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    ensure_topics(settings)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""The Faust app, built by a factory: topics, the profiles table and the events agent.
+
+The agent body is plumbing: take a micro-batch, hand each source partition's records to
+:func:`agents.batch.process_records`, send the decisions and dead letters, wait for the broker
+to acknowledge them, then write each changed profile once.
+
+Ordering is what makes a crash safe (at-least-once in, effectively-once state): outputs are
+acknowledged *before* the profile that records their source offset is written, and Faust flushes
+the producer before it commits consumer offsets. So after a crash, a redelivered record is either
+not in the stored profile yet (it is applied again and its decision re-sent with the same id) or
+it is, and then its decision was already acknowledged (it is skipped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT
+
+from agents.batch import BatchResult, RawRecord, process_records
+from agents.settings import Settings
+from agents.transport import register as register_transport
+from stream import SourcePosition, StepConfig
+
+__all__ = ["Clock", "WorkerStats", "create_app", "wall_clock_ms"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    """Processing time in epoch ms: used only to stamp when a decision was emitted."""
+    return time.time_ns() // 1_000_000
+
+
+class WorkerStats:
+    """Counters of one worker process (events in, decisions out, dead letters by reason...)."""
+
+    def __init__(self) -> None:
+        self.counters: Counter[str] = Counter()
+
+    def add(self, counters: Counter[str]) -> None:
+        self.counters.update(counters)
+
+
+def create_app(
+    settings: Settings, config: StepConfig | None = None, clock: Clock = wall_clock_ms
+) -> faust.App:
+    """Build the worker app; nothing is started and nothing global is touched but the registry
+    of transports (the ``tansu://`` scheme)."""
+    register_transport()
+    step_config = config or StepConfig()
+    names = settings.names
+    app = faust.App(names.app_id, **settings.faust_options())
+    events = app.topic(
+        names.events,
+        value_type=bytes,
+        value_serializer="raw",
+        key_type=bytes,
+        key_serializer="raw",
+        partitions=settings.partitions,
+    )
+    decisions = app.topic(
+        names.decisions,
+        value_serializer="raw",
+        key_serializer="raw",
+        partitions=settings.partitions,
+    )
+    deadletters = app.topic(
+        names.deadletters,
+        value_serializer="raw",
+        key_serializer="raw",
+        partitions=settings.partitions,
+    )
+    # bytes key and value types make Faust use the "raw" codec: we own the serialization.
+    profiles = app.Table(names.profiles_table, partitions=settings.partitions,
+                         key_type=bytes, value_type=bytes)
+    stats = WorkerStats()
+    app.stats = stats  # type: ignore[attr-defined]
+
+    async def handle(batch: Sequence[EventT]) -> None:
+        results = [
+            (first, _process_partition(group, profiles, step_config))
+            for first, group in _by_partition(batch)
+        ]
+        await _send_outputs(results, decisions, deadletters, clock)
+        for first, result in results:
+            with _in_partition_of(first):
+                for key, value in result.profile_bytes().items():
+                    profiles[key.encode()] = value
+            stats.add(result.counters)
+
+    @app.agent(events, name="process-events")
+    async def process_events(stream: faust.Stream) -> AsyncIterator[None]:
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            await handle(batch)
+            yield None
+
+    @app.timer(interval=10.0)
+    async def log_stats() -> None:
+        log.info("worker stats %s", dict(sorted(stats.counters.items())))
+
+    return app
+
+
+def _by_partition(batch: Sequence[EventT]) -> Iterator[tuple[EventT, list[EventT]]]:
+    groups: dict[int, list[EventT]] = defaultdict(list)
+    for event in batch:
+        groups[event.message.partition].append(event)
+    for group in groups.values():
+        yield group[0], group
+
+
+def _process_partition(group: list[EventT], profiles: Any, config: StepConfig) -> BatchResult:
+    records = [
+        RawRecord(
+            SourcePosition(e.message.topic, e.message.partition, e.message.offset),
+            e.message.key,
+            e.message.value,
+        )
+        for e in group
+    ]
+    with _in_partition_of(group[0]):
+        return process_records(records, lambda key: profiles.get(key.encode()), config)
+
+
+async def _send_outputs(
+    results: list[tuple[EventT, BatchResult]], decisions: Any, deadletters: Any, clock: Clock
+) -> None:
+    pending = []
+    for _, result in results:
+        now = clock()
+        for decision in result.decisions:
+            pending.append(
+                await decisions.send(
+                    key=decision.user_key.encode(), value=decision.to_bytes(emitted_at_ms=now)
+                )
+            )
+        for letter in result.deadletters:
+            pending.append(await deadletters.send(key=letter.key, value=letter.to_bytes()))
+    if pending:
+        await asyncio.gather(*pending)
+
+
+@contextlib.contextmanager
+def _in_partition_of(event: EventT) -> Iterator[None]:
+    """Make Faust's table store read and write the partition of ``event``.
+
+    Faust's RocksDB store picks the partition (and the changelog partition) from the stream's
+    *current event*; in a batch that is whichever event came last, so we set it per partition.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -1,0 +1,51 @@
+"""Every topic and table name, in one place, with version suffixes.
+
+A name changes version when its record format changes incompatibly, so old and new workers never
+read each other's bytes by accident. Names derive from one prefix so that tests (and several
+deployments on one cluster) can keep their topics apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_PREFIX", "Names"]
+
+DEFAULT_PREFIX = "liveprofiles"
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Topic, table and consumer-group names for one deployment prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def app_id(self) -> str:
+        """Faust app id: the consumer group, and the prefix Faust gives changelog topics."""
+        return f"{self.prefix}-worker-v1"
+
+    @property
+    def events(self) -> str:
+        """Segment events in, keyed by user key (``userId``, else ``anonymousId``)."""
+        return f"{self.prefix}.events.v1"
+
+    @property
+    def decisions(self) -> str:
+        """Decisions out (``decision.v1`` JSON), keyed by user key."""
+        return f"{self.prefix}.decisions.v1"
+
+    @property
+    def deadletters(self) -> str:
+        """Rejected input (``deadletter.v1`` JSON), keyed like the input record."""
+        return f"{self.prefix}.deadletters.v1"
+
+    @property
+    def profiles_table(self) -> str:
+        """The profiles table (one ``profile.v1`` value per user)."""
+        return "profiles-v1"
+
+    @property
+    def profiles_changelog(self) -> str:
+        """The profiles table's changelog topic, as Faust names it."""
+        return f"{self.app_id}-{self.profiles_table}-changelog"

@@ -1,0 +1,82 @@
+"""Worker settings, read from the environment (prefix ``LIVEPROFILES_``) with pydantic.
+
+Broker profiles differ only in settings:
+
+* ``embedded``: the local Tansu broker. Its quirks (see the project's BROKER notes) are handled
+  here and nowhere else: high-waters read from Fetch (the ``tansu://`` transport), a 10 s session
+  timeout (Tansu's group join waits half of it), at-least-once processing.
+* ``kafka``: Apache Kafka or any compatible cluster, with Faust's stock transport.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.names import DEFAULT_PREFIX, Names
+
+__all__ = ["BrokerProfile", "Settings"]
+
+
+class BrokerProfile(StrEnum):
+    EMBEDDED = "embedded"
+    KAFKA = "kafka"
+
+
+class Settings(BaseSettings):
+    """Everything a worker needs to know; immutable once built."""
+
+    model_config = SettingsConfigDict(env_prefix="LIVEPROFILES_", frozen=True)
+
+    broker_profile: BrokerProfile = BrokerProfile.EMBEDDED
+    #: ``host:port`` of one or more bootstrap servers, comma-separated.
+    bootstrap_servers: str = "127.0.0.1:9092"
+    prefix: str = DEFAULT_PREFIX
+    partitions: int = Field(default=4, ge=1, le=1024)
+    replication: int = Field(default=1, ge=1)
+    data_dir: Path = Path(".state")
+    #: Micro-batch: at most this many events, waiting at most ``batch_within_s`` for more.
+    batch_max: int = Field(default=500, ge=1)
+    batch_within_s: float = Field(default=0.02, gt=0)
+    web_enabled: bool = False
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    log_level: str = "warning"
+
+    @property
+    def names(self) -> Names:
+        return Names(self.prefix)
+
+    def broker_urls(self) -> list[str]:
+        """Faust broker URLs; the scheme picks the transport."""
+        scheme = "tansu" if self.broker_profile is BrokerProfile.EMBEDDED else "kafka"
+        return [f"{scheme}://{server.strip()}" for server in self.bootstrap_servers.split(",")]
+
+    def faust_options(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`faust.App`."""
+        options: dict[str, Any] = {
+            "broker": self.broker_urls(),
+            "store": "rocksdb://",
+            "datadir": str(self.data_dir),
+            "topic_partitions": self.partitions,
+            "topic_replication_factor": self.replication,
+            "topic_allow_declare": True,
+            "processing_guarantee": "at_least_once",
+            "consumer_auto_offset_reset": "earliest",
+            "recovery_consistency_check": True,
+            "table_standby_replicas": 0,
+            "web_enabled": self.web_enabled,
+            "web_port": self.web_port,
+            "web_host": "127.0.0.1",
+            "broker_commit_every": 1000,
+            "broker_commit_interval": 1.0,
+            "producer_linger": 0.002,
+        }
+        if self.broker_profile is BrokerProfile.EMBEDDED:
+            options.update(broker_session_timeout=10, broker_heartbeat_interval=1)
+        else:
+            options.update(broker_session_timeout=30)
+        return options

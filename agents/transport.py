@@ -1,0 +1,94 @@
+"""A Faust transport for the embedded broker (Tansu) that reads high-waters from a Fetch.
+
+Why: Tansu answers ListOffsets(latest) with the newest *batch's* base offset + 1, so for a
+changelog written in batches ``end_offsets()`` is too low. Faust's table recovery trusts that
+number, stops early and silently loses updates (or fails its consistency check). The high
+watermark in a Fetch response is right, so for each partition with data we fetch from
+``listed - 1`` and take the response's high watermark.
+
+This is registered under its own URL scheme (``tansu://``) and used only by the ``embedded``
+broker profile; the ``kafka`` profile uses Faust's stock aiokafka transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import aiokafka
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers.aiokafka import (
+    AIOKafkaConsumerThread,
+    Consumer,
+    Transport,
+    server_list,
+)
+from faust.types import TP
+
+__all__ = ["SCHEME", "FetchHighwaterTransport", "register"]
+
+SCHEME = "tansu"
+_PROBE_TIMEOUT_MS = 5_000
+
+
+class _FetchHighwaterConsumerThread(AIOKafkaConsumerThread):  # type: ignore[misc]
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        listed: Mapping[TP, int] = await super()._highwaters(partitions)
+        with_data = {tp: offset for tp, offset in listed.items() if offset}
+        if not with_data or self.consumer.in_transaction:
+            return listed
+        fetched = await self._fetch_highwaters(with_data)
+        return {tp: max(offset, fetched.get(tp, offset)) for tp, offset in listed.items()}
+
+    async def _fetch_highwaters(self, listed: Mapping[TP, int]) -> dict[TP, int]:
+        probe = aiokafka.AIOKafkaConsumer(
+            bootstrap_servers=server_list(self.transport.url, self.transport.default_port),
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+        )
+        await probe.start()
+        try:
+            return await _probe_highwaters(probe, listed)
+        finally:
+            await probe.stop()
+
+
+async def _probe_highwaters(probe: Any, listed: Mapping[TP, int]) -> dict[TP, int]:
+    partitions = [aiokafka.TopicPartition(tp.topic, tp.partition) for tp in listed]
+    probe.assign(partitions)
+    for tp, offset in listed.items():
+        probe.seek(aiokafka.TopicPartition(tp.topic, tp.partition), offset - 1)
+    pending = set(partitions)
+    result: dict[TP, int] = {}
+    for _ in range(20):
+        await probe.getmany(*pending, timeout_ms=_PROBE_TIMEOUT_MS // 20)
+        _collect(probe, pending, result)
+        if not pending:
+            break
+    return result
+
+
+def _collect(probe: Any, pending: set[Any], result: dict[TP, int]) -> None:
+    for tp in list(pending):
+        highwater = probe.highwater(tp)
+        if highwater is not None:
+            result[TP(tp.topic, tp.partition)] = highwater
+            pending.discard(tp)
+
+
+class _FetchHighwaterConsumer(Consumer):  # type: ignore[misc]
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _FetchHighwaterConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class FetchHighwaterTransport(Transport):  # type: ignore[misc]
+    """Faust's aiokafka transport, with high-waters taken from Fetch responses."""
+
+    Consumer = _FetchHighwaterConsumer
+
+
+def register(schemes: Iterable[str] = (SCHEME,)) -> None:
+    """Make ``tansu://host:port`` broker URLs use :class:`FetchHighwaterTransport`."""
+    for scheme in schemes:
+        TRANSPORTS.aliases[scheme] = f"{__name__}:FetchHighwaterTransport"

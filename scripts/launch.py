@@ -1,0 +1,80 @@
+"""Start and stop worker processes (``python -m agents worker``) for scripts and tests.
+
+A worker is a child process with its own environment (``LIVEPROFILES_*``) and log file. It is
+ready when Faust logs that recovery finished and the worker is ready; it is stopped by PID
+(SIGTERM, a bounded wait, then SIGKILL) and never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.procs import stop_process
+
+__all__ = ["READY_MARKER", "WorkerProcess"]
+
+#: What Faust logs (at INFO) once the worker has recovered its tables and started consuming.
+READY_MARKER = b"[^Worker]: Ready"
+
+
+@dataclass
+class WorkerProcess:
+    """One worker process; ``env`` holds its ``LIVEPROFILES_*`` settings."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    _log_offset: int = field(default=0, repr=False)
+
+    def start(self, timeout_s: float = 90.0, wait_ready: bool = True) -> WorkerProcess:
+        """Start the worker; by default wait until it is ready (raises ``TimeoutError``)."""
+        env = {**os.environ, "LIVEPROFILES_LOG_LEVEL": "info", **self.env}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "agents", "worker"], env=env, stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        if wait_ready:
+            self.wait_ready(timeout_s)
+        return self
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._new_log().find(READY_MARKER) >= 0:
+                return
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early; see {self.log_path}")
+            time.sleep(0.1)
+        raise TimeoutError(f"worker not ready after {timeout_s:.0f}s; see {self.log_path}")
+
+    def _new_log(self) -> bytes:
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return log.read()
+
+    def stop(self, timeout_s: float = 20.0) -> bool:
+        """Stop gracefully (SIGTERM, then SIGKILL after ``timeout_s``); True if it was killed."""
+        if self.process is None:
+            return False
+        killed = stop_process(self.process, timeout_s)
+        self.process = None
+        return killed
+
+    def kill(self) -> None:
+        """SIGKILL at once: a crash, as fault tests need it."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10.0)
+            self.process = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid

@@ -1,0 +1,139 @@
+"""The decision contract (schema ``decision.v1``): what downstream services consume.
+
+A decision is a pure function of the profile and the causing event, so its id is derived from
+the event alone: replaying a log, or re-delivering a record after a crash, gives the same id and
+lets consumers drop duplicates. The only non-deterministic part, when the adapter emitted it, is
+kept apart in a trailing ``processing`` block; :meth:`Decision.to_bytes` without a clock value is
+the canonical form that replays compare byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "DECISION_SCHEMA",
+    "Alternative",
+    "Decision",
+    "Reason",
+    "canonical_bytes",
+    "decision_id",
+]
+
+DECISION_SCHEMA = "decision.v1"
+
+Scalar = str | int | float | bool | None
+
+
+def decision_id(policy_version: str, user_key: str, message_id: str) -> str:
+    """Deterministic id of the decision caused by one event under one policy version.
+
+    >>> decision_id("rules-v1", "u1", "m1") == decision_id("rules-v1", "u1", "m1")
+    True
+    >>> len(decision_id("rules-v1", "u1", "m1"))
+    32
+    """
+    material = "\x1f".join((policy_version, user_key, message_id)).encode()
+    return hashlib.blake2b(material, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why the chosen action was chosen: the rule, in words, and the features it looked at."""
+
+    rule: str
+    detail: str
+    features: dict[str, Scalar] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "detail": self.detail, "features": self.features}
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """An action the policy considered, with its score and whether its rule made it eligible."""
+
+    action: str
+    score: float
+    eligible: bool
+    rule: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "score": self.score,
+            "eligible": self.eligible,
+            "rule": self.rule,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The next best action for one user after one event."""
+
+    decision_id: str
+    user_key: str
+    user_id: str | None
+    anonymous_id: str | None
+    event_message_id: str
+    event_name: str
+    event_time_ms: int
+    action: str
+    score: float
+    propensity: float
+    variant: str
+    params: dict[str, Scalar]
+    alternatives: tuple[Alternative, ...]
+    reasons: tuple[Reason, ...]
+    versions: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": DECISION_SCHEMA,
+            "decision_id": self.decision_id,
+            "user": {
+                "key": self.user_key,
+                "user_id": self.user_id,
+                "anonymous_id": self.anonymous_id,
+            },
+            "event": {
+                "message_id": self.event_message_id,
+                "name": self.event_name,
+                "time_ms": self.event_time_ms,
+            },
+            "action": self.action,
+            "params": self.params,
+            "score": self.score,
+            "propensity": self.propensity,
+            "variant": self.variant,
+            "alternatives": [a.to_dict() for a in self.alternatives],
+            "reasons": [r.to_dict() for r in self.reasons],
+            "versions": self.versions,
+        }
+
+    def to_bytes(self, emitted_at_ms: int | None = None) -> bytes:
+        """Serialized decision; with ``emitted_at_ms``, a ``processing`` block is appended.
+
+        The block says when the adapter emitted it and the event-to-emit freshness; everything
+        before it is deterministic.
+        """
+        doc = self.to_dict()
+        if emitted_at_ms is not None:
+            doc["processing"] = {
+                "emitted_at_ms": emitted_at_ms,
+                "event_to_emit_ms": emitted_at_ms - self.event_time_ms,
+            }
+        return orjson.dumps(doc)
+
+
+def canonical_bytes(raw: bytes) -> bytes:
+    """The deterministic part of a serialized decision (drops the ``processing`` block)."""
+    doc = orjson.loads(raw)
+    doc.pop("processing", None)
+    return orjson.dumps(doc)

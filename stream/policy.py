@@ -1,0 +1,161 @@
+"""The rule-based default policy (``rules-v1``): an explicit, readable baseline.
+
+Every action has one rule that says whether it is eligible for this user now and with what score.
+The policy picks the eligible action with the highest priority; ``none`` is always eligible, so
+there is always a decision. Rules, highest priority first:
+
+==================  ==========================================================================
+action              eligible when (thresholds in :class:`~stream.config.PolicyConfig`)
+==================  ==========================================================================
+none (protect)      the event is "Checkout Started" or "Order Completed": never interrupt a
+                    purchase in progress or just finished
+offer_discount      cart value >= ``discount_min_cart_value`` and at least
+                    ``discount_min_views_since_add`` product views since the last add (the user
+                    hesitates); score grows with the cart value
+remind_cart         the cart is not empty and the event is not itself a cart action
+invite_signup       the user is anonymous and has at least ``signup_min_page_views`` page,
+                    screen or product views
+recommend_category  the most viewed category has at least ``recommend_min_category_views`` views;
+                    the category is the decision's ``params.category``
+none                always (score 0)
+==================  ==========================================================================
+
+The policy is deterministic, so every decision's propensity is 1.0 and its variant ``champion``;
+later policies (bandits, experiments) keep the same contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from stream.config import PolicyConfig, StepConfig
+from stream.decision import Alternative, Decision, Reason, Scalar, decision_id
+from stream.events import Event
+from stream.profile import Profile
+
+__all__ = ["ACTIONS", "RuleOutcome", "decide"]
+
+_CART_EVENTS = frozenset({"Product Added", "Product Removed", "Cart Viewed"})
+_PROTECTED_EVENTS = frozenset({"Checkout Started", "Order Completed"})
+_BROWSE_COUNTS = ("page", "screen", "Product Viewed")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    """One rule's verdict: eligible or not, a score in [0, 1], a sentence and its inputs."""
+
+    eligible: bool
+    score: float
+    detail: str
+    features: dict[str, Scalar] = field(default_factory=dict)
+    params: dict[str, Scalar] = field(default_factory=dict)
+
+
+Rule = Callable[[Profile, Event, PolicyConfig], RuleOutcome]
+
+
+def _protect_purchase(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+    active = event.name in _PROTECTED_EVENTS
+    verb = "is" if active else "is not"
+    return RuleOutcome(active, 1.0 if active else 0.0, f"{event.name!r} {verb} a purchase step")
+
+
+def _offer_discount(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+    value, views = profile.cart_value(), profile.views_since_add
+    eligible = value >= cfg.discount_min_cart_value and views >= cfg.discount_min_views_since_add
+    score = round(min(1.0, value / (4 * cfg.discount_min_cart_value or 1.0)), 4)
+    detail = (
+        f"cart worth {value:.2f} (needs {cfg.discount_min_cart_value:.2f}) and {views}"
+        f" product views since the last add (needs {cfg.discount_min_views_since_add})"
+    )
+    return RuleOutcome(
+        eligible,
+        score if eligible else 0.0,
+        detail,
+        {"cart_value": value, "views_since_add": views},
+    )
+
+
+def _remind_cart(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+    lines = len(profile.cart)
+    eligible = lines > 0 and event.name not in _CART_EVENTS
+    score = round(0.5 + 0.1 * min(lines, 5), 4) if eligible else 0.0
+    detail = f"{lines} product(s) in the cart; current event {event.name!r}"
+    return RuleOutcome(eligible, score, detail, {"cart_lines": lines})
+
+
+def _invite_signup(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+    views = sum(profile.counts.get(name, 0) for name in _BROWSE_COUNTS)
+    eligible = profile.user_id is None and views >= cfg.signup_min_page_views
+    score = round(min(1.0, views / (4 * cfg.signup_min_page_views)), 4) if eligible else 0.0
+    who = "anonymous" if profile.user_id is None else "known"
+    detail = f"{who} user with {views} views (needs anonymous and {cfg.signup_min_page_views})"
+    return RuleOutcome(eligible, score, detail, {"views": views, "known_user": who == "known"})
+
+
+def _recommend_category(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+    views = profile.category_views
+    if not views:
+        return RuleOutcome(False, 0.0, "no category viewed yet")
+    top = max(views, key=lambda name: (views[name], name))
+    eligible = views[top] >= cfg.recommend_min_category_views
+    share = round(views[top] / sum(views.values()), 4)
+    detail = (
+        f"most viewed category {top!r} with {views[top]} views"
+        f" (needs {cfg.recommend_min_category_views}), {share:.0%} of category views"
+    )
+    return RuleOutcome(
+        eligible,
+        share if eligible else 0.0,
+        detail,
+        {"top_category": top, "top_category_views": views[top]},
+        {"category": top} if eligible else {},
+    )
+
+
+def _do_nothing(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+    return RuleOutcome(True, 0.0, "default: no other action is eligible")
+
+
+#: (action, rule name, rule), highest priority first.
+ACTIONS: tuple[tuple[str, str, Rule], ...] = (
+    ("none", "protect_purchase", _protect_purchase),
+    ("offer_discount", "hesitating_cart", _offer_discount),
+    ("remind_cart", "open_cart", _remind_cart),
+    ("invite_signup", "engaged_anonymous", _invite_signup),
+    ("recommend_category", "category_interest", _recommend_category),
+    ("none", "default", _do_nothing),
+)
+
+
+def decide(
+    profile: Profile, event: Event, config: StepConfig, versions: dict[str, str]
+) -> Decision:
+    """The decision for ``profile`` right after it absorbed ``event``."""
+    cfg = config.policy
+    outcomes = [(action, name, rule(profile, event, cfg)) for action, name, rule in ACTIONS]
+    chosen_at = next(i for i, (_, _, outcome) in enumerate(outcomes) if outcome.eligible)
+    action, rule_name, chosen = outcomes[chosen_at]
+    alternatives = tuple(
+        Alternative(a, o.score, o.eligible, name, o.detail)
+        for i, (a, name, o) in enumerate(outcomes)
+        if i != chosen_at
+    )
+    return Decision(
+        decision_id=decision_id(cfg.version, event.user_key, event.message_id),
+        user_key=event.user_key,
+        user_id=profile.user_id,
+        anonymous_id=profile.anonymous_id,
+        event_message_id=event.message_id,
+        event_name=event.name,
+        event_time_ms=event.timestamp_ms,
+        action=action,
+        score=chosen.score,
+        propensity=1.0,
+        variant="champion",
+        params=chosen.params,
+        alternatives=alternatives,
+        reasons=(Reason(rule_name, chosen.detail, chosen.features),),
+        versions=versions,
+    )
