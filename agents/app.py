@@ -19,14 +19,15 @@ import logging
 import time
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
-from faust.types import EventT
+from faust.types import EventT, StreamT
 
 from agents.batch import BatchResult, RawRecord, process_records
+from agents.names import Names
 from agents.settings import Settings
 from agents.transport import register as register_transport
 from stream import SourcePosition, StepConfig
@@ -34,6 +35,9 @@ from stream import SourcePosition, StepConfig
 __all__ = ["Clock", "WorkerStats", "create_app", "wall_clock_ms"]
 
 log = logging.getLogger(__name__)
+
+#: A consumed record as Faust hands it to a stream.
+Message = EventT[bytes]
 
 Clock = Callable[[], int]
 
@@ -70,30 +74,19 @@ def create_app(
         key_serializer="raw",
         partitions=settings.partitions,
     )
-    decisions = app.topic(
-        names.decisions,
-        value_serializer="raw",
-        key_serializer="raw",
-        partitions=settings.partitions,
-    )
-    deadletters = app.topic(
-        names.deadletters,
-        value_serializer="raw",
-        key_serializer="raw",
-        partitions=settings.partitions,
-    )
     # bytes key and value types make Faust use the "raw" codec: we own the serialization.
-    profiles = app.Table(names.profiles_table, partitions=settings.partitions,
-                         key_type=bytes, value_type=bytes)
+    profiles = app.Table(
+        names.profiles_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
     stats = WorkerStats()
     app.stats = stats  # type: ignore[attr-defined]
 
-    async def handle(batch: Sequence[EventT]) -> None:
+    async def handle(batch: Sequence[EventT[bytes]]) -> None:
         results = [
             (first, _process_partition(group, profiles, step_config))
             for first, group in _by_partition(batch)
         ]
-        await _send_outputs(results, decisions, deadletters, clock)
+        await _send_outputs(results, app.producer, names, clock)
         for first, result in results:
             with _in_partition_of(first):
                 for key, value in result.profile_bytes().items():
@@ -101,32 +94,39 @@ def create_app(
             stats.add(result.counters)
 
     @app.agent(events, name="process-events")
-    async def process_events(stream: faust.Stream) -> AsyncIterator[None]:
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+    async def process_events(stream: StreamT[Any]) -> None:
+        # take_events exists on faust.Stream but is missing from the StreamT interface.
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.batch_max, within=settings.batch_within_s
+        )
+        async for batch in batches:
             await handle(batch)
-            yield None
 
-    @app.timer(interval=10.0)
+    @app.timer(interval=10.0)  # type: ignore[untyped-decorator]
     async def log_stats() -> None:
         log.info("worker stats %s", dict(sorted(stats.counters.items())))
 
     return app
 
 
-def _by_partition(batch: Sequence[EventT]) -> Iterator[tuple[EventT, list[EventT]]]:
-    groups: dict[int, list[EventT]] = defaultdict(list)
+def _by_partition(
+    batch: Sequence[EventT[bytes]],
+) -> Iterator[tuple[EventT[bytes], list[EventT[bytes]]]]:
+    groups: dict[int, list[EventT[bytes]]] = defaultdict(list)
     for event in batch:
         groups[event.message.partition].append(event)
     for group in groups.values():
         yield group[0], group
 
 
-def _process_partition(group: list[EventT], profiles: Any, config: StepConfig) -> BatchResult:
+def _process_partition(
+    group: list[EventT[bytes]], profiles: Any, config: StepConfig
+) -> BatchResult:
     records = [
         RawRecord(
             SourcePosition(e.message.topic, e.message.partition, e.message.offset),
             e.message.key,
-            e.message.value,
+            e.message.value or b"",  # a null value (tombstone) is not an event: dead-lettered
         )
         for e in group
     ]
@@ -135,25 +135,39 @@ def _process_partition(group: list[EventT], profiles: Any, config: StepConfig) -
 
 
 async def _send_outputs(
-    results: list[tuple[EventT, BatchResult]], decisions: Any, deadletters: Any, clock: Clock
+    results: list[tuple[EventT[bytes], BatchResult]], producer: Any, topics: Names, clock: Clock
 ) -> None:
+    """Send every output of the batch, then wait until the broker acknowledged all of them.
+
+    Straight to the producer rather than through ``Topic.send``: the channel layer costs more
+    per record than the rest of the step, and these topics are created up front.
+    """
     pending = []
     for _, result in results:
         now = clock()
         for decision in result.decisions:
             pending.append(
-                await decisions.send(
-                    key=decision.user_key.encode(), value=decision.to_bytes(emitted_at_ms=now)
+                await producer.send(
+                    topics.decisions,
+                    decision.user_key.encode(),
+                    decision.to_bytes(emitted_at_ms=now),
+                    None,
+                    None,
+                    None,
                 )
             )
         for letter in result.deadletters:
-            pending.append(await deadletters.send(key=letter.key, value=letter.to_bytes()))
+            pending.append(
+                await producer.send(
+                    topics.deadletters, letter.key, letter.to_bytes(), None, None, None
+                )
+            )
     if pending:
         await asyncio.gather(*pending)
 
 
 @contextlib.contextmanager
-def _in_partition_of(event: EventT) -> Iterator[None]:
+def _in_partition_of(event: EventT[bytes]) -> Iterator[None]:
     """Make Faust's table store read and write the partition of ``event``.
 
     Faust's RocksDB store picks the partition (and the changelog partition) from the stream's

@@ -13,7 +13,7 @@ broker profile; the ``kafka`` profile uses Faust's stock aiokafka transport.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 from faust.transport.drivers import TRANSPORTS
@@ -31,7 +31,7 @@ SCHEME = "tansu"
 _PROBE_TIMEOUT_MS = 5_000
 
 
-class _FetchHighwaterConsumerThread(AIOKafkaConsumerThread):  # type: ignore[misc]
+class _FetchHighwaterConsumerThread(AIOKafkaConsumerThread):
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         listed: Mapping[TP, int] = await super()._highwaters(partitions)
         with_data = {tp: offset for tp, offset in listed.items() if offset}
@@ -41,8 +41,9 @@ class _FetchHighwaterConsumerThread(AIOKafkaConsumerThread):  # type: ignore[mis
         return {tp: max(offset, fetched.get(tp, offset)) for tp, offset in listed.items()}
 
     async def _fetch_highwaters(self, listed: Mapping[TP, int]) -> dict[TP, int]:
+        transport = cast(Transport, self.transport)
         probe = aiokafka.AIOKafkaConsumer(
-            bootstrap_servers=server_list(self.transport.url, self.transport.default_port),
+            bootstrap_servers=server_list(transport.url, transport.default_port),
             group_id=None,
             enable_auto_commit=False,
             fetch_max_wait_ms=100,
@@ -77,12 +78,12 @@ def _collect(probe: Any, pending: set[Any], result: dict[TP, int]) -> None:
             pending.discard(tp)
 
 
-class _FetchHighwaterConsumer(Consumer):  # type: ignore[misc]
+class _FetchHighwaterConsumer(Consumer):
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _FetchHighwaterConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class FetchHighwaterTransport(Transport):  # type: ignore[misc]
+class FetchHighwaterTransport(Transport):
     """Faust's aiokafka transport, with high-waters taken from Fetch responses."""
 
     Consumer = _FetchHighwaterConsumer

@@ -53,11 +53,24 @@ class EmbeddedBroker:
         """Start the broker and wait until it accepts connections."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         url = f"tcp://{self.host}:{self.port}"
-        command = [broker_binary(), "broker", "--listener-url", url,
-                   "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        command = [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
         with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.pid_file.write_text(str(self.process.pid))
         try:
             wait_for_port(self.host, self.port, timeout_s, self.process)
@@ -88,8 +101,11 @@ class EmbeddedBroker:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.broker", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.broker",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=["start", "stop", "status"])
     parser.add_argument("--port", type=int, default=9092)
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)

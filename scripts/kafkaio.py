@@ -20,8 +20,12 @@ __all__ = ["consume", "new_producer", "produce_events", "user_key_of"]
 
 def new_producer(bootstrap: str, **overrides: object) -> KafkaProducer:
     """A producer with batching on (the broker is ~10x faster with it) and acks from the leader."""
-    options: dict[str, object] = {"linger_ms": 5, "batch_size": 256 * 1024, "acks": 1,
-                                  "max_request_size": 4 * 1024 * 1024}
+    options: dict[str, object] = {
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "acks": 1,
+        "max_request_size": 4 * 1024 * 1024,
+    }
     options.update(overrides)
     return KafkaProducer(bootstrap_servers=bootstrap, **options)
 
@@ -46,7 +50,9 @@ def user_key_of(raw: bytes) -> bytes | None:
 
 
 def produce_events(
-    producer: KafkaProducer, topic: str, lines: Iterable[bytes],
+    producer: KafkaProducer,
+    topic: str,
+    lines: Iterable[bytes],
     on_sent: Callable[[int], None] | None = None,
 ) -> int:
     """Send each line keyed by its user key; return how many were sent (flushes at the end)."""
@@ -61,13 +67,22 @@ def produce_events(
 
 
 def consume(
-    bootstrap: str, topic: str, expected: int | None = None, idle_s: float = 3.0,
-    timeout_s: float = 120.0, group: str | None = None,
+    bootstrap: str,
+    topic: str,
+    expected: int | None = None,
+    idle_s: float = 3.0,
+    timeout_s: float = 120.0,
+    group: str | None = None,
 ) -> Iterator[tuple[bytes | None, bytes]]:
     """Yield (key, value) from the start of ``topic`` until ``expected`` records were read, or
     nothing new came for ``idle_s`` seconds, or ``timeout_s`` passed."""
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
-                             auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     deadline, last_seen, count = time.monotonic() + timeout_s, time.monotonic(), 0
     try:
         while time.monotonic() < deadline:

@@ -24,7 +24,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until something accepts TCP connections on ``host:port``.
 
     Raises ``TimeoutError`` after ``timeout_s``, or ``RuntimeError`` if ``proc`` exits first.

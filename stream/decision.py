@@ -61,7 +61,6 @@ class Alternative:
     score: float
     eligible: bool
     rule: str
-    detail: str
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,7 +68,6 @@ class Alternative:
             "score": self.score,
             "eligible": self.eligible,
             "rule": self.rule,
-            "detail": self.detail,
         }
 
 

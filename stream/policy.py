@@ -43,11 +43,13 @@ _BROWSE_COUNTS = ("page", "screen", "Product Viewed")
 
 @dataclass(frozen=True, slots=True)
 class RuleOutcome:
-    """One rule's verdict: eligible or not, a score in [0, 1], a sentence and its inputs."""
+    """One rule's verdict: eligible or not, a score in [0, 1], its inputs and, on demand, a
+    sentence. The sentence is rendered only for the chosen action: formatting six of them per
+    event cost more than the rest of the decision."""
 
     eligible: bool
     score: float
-    detail: str
+    explain: Callable[[], str]
     features: dict[str, Scalar] = field(default_factory=dict)
     params: dict[str, Scalar] = field(default_factory=dict)
 
@@ -58,14 +60,16 @@ Rule = Callable[[Profile, Event, PolicyConfig], RuleOutcome]
 def _protect_purchase(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
     active = event.name in _PROTECTED_EVENTS
     verb = "is" if active else "is not"
-    return RuleOutcome(active, 1.0 if active else 0.0, f"{event.name!r} {verb} a purchase step")
+    return RuleOutcome(
+        active, 1.0 if active else 0.0, lambda: f"{event.name!r} {verb} a purchase step"
+    )
 
 
 def _offer_discount(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
     value, views = profile.cart_value(), profile.views_since_add
     eligible = value >= cfg.discount_min_cart_value and views >= cfg.discount_min_views_since_add
     score = round(min(1.0, value / (4 * cfg.discount_min_cart_value or 1.0)), 4)
-    detail = (
+    detail = lambda: (  # noqa: E731
         f"cart worth {value:.2f} (needs {cfg.discount_min_cart_value:.2f}) and {views}"
         f" product views since the last add (needs {cfg.discount_min_views_since_add})"
     )
@@ -81,7 +85,7 @@ def _remind_cart(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutco
     lines = len(profile.cart)
     eligible = lines > 0 and event.name not in _CART_EVENTS
     score = round(0.5 + 0.1 * min(lines, 5), 4) if eligible else 0.0
-    detail = f"{lines} product(s) in the cart; current event {event.name!r}"
+    detail = lambda: f"{lines} product(s) in the cart; current event {event.name!r}"  # noqa: E731
     return RuleOutcome(eligible, score, detail, {"cart_lines": lines})
 
 
@@ -90,18 +94,20 @@ def _invite_signup(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOut
     eligible = profile.user_id is None and views >= cfg.signup_min_page_views
     score = round(min(1.0, views / (4 * cfg.signup_min_page_views)), 4) if eligible else 0.0
     who = "anonymous" if profile.user_id is None else "known"
-    detail = f"{who} user with {views} views (needs anonymous and {cfg.signup_min_page_views})"
+    detail = lambda: (  # noqa: E731
+        f"{who} user with {views} views (needs anonymous and {cfg.signup_min_page_views})"
+    )
     return RuleOutcome(eligible, score, detail, {"views": views, "known_user": who == "known"})
 
 
 def _recommend_category(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
     views = profile.category_views
     if not views:
-        return RuleOutcome(False, 0.0, "no category viewed yet")
+        return RuleOutcome(False, 0.0, lambda: "no category viewed yet")
     top = max(views, key=lambda name: (views[name], name))
     eligible = views[top] >= cfg.recommend_min_category_views
     share = round(views[top] / sum(views.values()), 4)
-    detail = (
+    detail = lambda: (  # noqa: E731
         f"most viewed category {top!r} with {views[top]} views"
         f" (needs {cfg.recommend_min_category_views}), {share:.0%} of category views"
     )
@@ -115,7 +121,7 @@ def _recommend_category(profile: Profile, event: Event, cfg: PolicyConfig) -> Ru
 
 
 def _do_nothing(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
-    return RuleOutcome(True, 0.0, "default: no other action is eligible")
+    return RuleOutcome(True, 0.0, lambda: "default: no other action is eligible")
 
 
 #: (action, rule name, rule), highest priority first.
@@ -138,7 +144,7 @@ def decide(
     chosen_at = next(i for i, (_, _, outcome) in enumerate(outcomes) if outcome.eligible)
     action, rule_name, chosen = outcomes[chosen_at]
     alternatives = tuple(
-        Alternative(a, o.score, o.eligible, name, o.detail)
+        Alternative(a, o.score, o.eligible, name)
         for i, (a, name, o) in enumerate(outcomes)
         if i != chosen_at
     )
@@ -156,6 +162,6 @@ def decide(
         variant="champion",
         params=chosen.params,
         alternatives=alternatives,
-        reasons=(Reason(rule_name, chosen.detail, chosen.features),),
+        reasons=(Reason(rule_name, chosen.explain(), chosen.features),),
         versions=versions,
     )

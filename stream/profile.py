@@ -91,7 +91,7 @@ class Profile:
         try:
             doc = orjson.loads(data)
             return cls._from_dict(doc)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"cannot restore profile: {exc}") from exc
 
     @classmethod

@@ -24,7 +24,7 @@ def clean_price(value: object, max_price: float) -> float | None:
         return None
     try:
         price = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     if not math.isfinite(price) or price < 0 or price > max_price:
         return None
@@ -39,7 +39,7 @@ def clean_quantity(value: object, max_quantity: int) -> int | None:
         return None
     try:
         quantity = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     if not math.isfinite(quantity) or quantity != int(quantity):
         return None

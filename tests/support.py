@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import orjson
 
-_OK = {"type": "track", "event": "Product Viewed", "messageId": "bad-0", "userId": "u-bad",
-       "timestamp": "2024-01-01T00:00:00Z"}
+_OK = {
+    "type": "track",
+    "event": "Product Viewed",
+    "messageId": "bad-0",
+    "userId": "u-bad",
+    "timestamp": "2024-01-01T00:00:00Z",
+}
 
 
 def _with(**changes: object) -> bytes:

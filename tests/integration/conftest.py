@@ -30,8 +30,12 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture
 def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     """Settings for one test: its own topic prefix (so tests share the broker but not topics)."""
-    made = Settings(bootstrap_servers=broker.bootstrap, prefix=f"t{next(_prefixes)}",
-                    partitions=4, data_dir=tmp_path / "state")
+    made = Settings(
+        bootstrap_servers=broker.bootstrap,
+        prefix=f"t{next(_prefixes)}",
+        partitions=4,
+        data_dir=tmp_path / "state",
+    )
     ensure_topics(made)
     return made
 

@@ -33,16 +33,18 @@ def _send(settings: Settings, lines: list[bytes]) -> None:
 
 
 def _decisions(settings: Settings, expected: int) -> list[dict[str, object]]:
-    records = consume(settings.bootstrap_servers, settings.names.decisions, expected,
-                      idle_s=30.0, timeout_s=120.0)
+    records = consume(
+        settings.bootstrap_servers, settings.names.decisions, expected, idle_s=30.0, timeout_s=120.0
+    )
     return [orjson.loads(value) for _, value in records]
 
 
 def _stored_profiles(settings: Settings) -> dict[str, dict[str, object]]:
     """The latest value per key in the profiles changelog: what a rebuild would restore."""
     latest: dict[str, dict[str, object]] = {}
-    for key, value in consume(settings.bootstrap_servers, settings.names.profiles_changelog,
-                              idle_s=3.0):
+    for key, value in consume(
+        settings.bootstrap_servers, settings.names.profiles_changelog, idle_s=3.0
+    ):
         assert key is not None
         latest[key.decode()] = Profile.from_bytes(value).to_dict()
     return latest
@@ -67,8 +69,12 @@ def test_valid_and_invalid_events_give_decisions_and_dead_letters(
     _send(settings, mixed)
 
     decisions = _decisions(settings, expected=len(valid))
-    letters = [orjson.loads(v) for _, v in consume(
-        settings.bootstrap_servers, settings.names.deadletters, len(invalid), idle_s=10.0)]
+    letters = [
+        orjson.loads(v)
+        for _, v in consume(
+            settings.bootstrap_servers, settings.names.deadletters, len(invalid), idle_s=10.0
+        )
+    ]
 
     assert len(decisions) == len(valid)
     assert len({d["decision_id"] for d in decisions}) == len(valid)

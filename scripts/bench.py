@@ -1,0 +1,154 @@
+"""Benchmark: the pure step on one core, and the whole pipeline on the embedded broker.
+
+    python -m scripts.bench                     # defaults: about 2 minutes
+    python -m scripts.bench --out artifacts/bench.json
+
+Pure step: decode + step + serialize the decision, over a generated log, in this process
+(one core); the median of ``--repeats`` runs.
+
+End to end (broker, one worker and this load driver share the machine's cores):
+
+* peak: send ``--peak-events`` as fast as possible; sustained events/s is events divided by the
+  time from the first send to the last decision's arrival;
+* offered loads: at each fraction of that peak (``--loads``), send at that rate for
+  ``--seconds`` and report the achieved rate and the event-to-decision latency (p50/p95/p99),
+  from the moment the event was handed to the producer to the moment its decision arrived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from scripts.kafkaio import new_producer
+from scripts.load import send_paced
+from scripts.pipeline import DecisionWatcher, LocalPipeline
+from scripts.stats import median, percentile
+from stream import Decision, StepConfig
+from stream.replay import replay_outputs
+from stream.synthetic import GeneratorConfig, generate_events
+
+__all__ = ["bench_pure_step", "main"]
+
+Triple = tuple[str, bytes, bytes]
+
+
+def _event_stream(seed: int, users: int) -> Iterator[Triple]:
+    for event in generate_events(GeneratorConfig(seed=seed, users=users, days=30.0)):
+        key = str(event.get("userId") or event["anonymousId"]).encode()
+        yield str(event["messageId"]), key, orjson.dumps(event)
+
+
+def bench_pure_step(events: int, users: int, repeats: int) -> dict[str, Any]:
+    """Events/s of decode + step + decision serialization on one core."""
+    lines = [value for _, _, value in itertools.islice(_event_stream(3, users), events)]
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for output in replay_outputs(lines, StepConfig()):
+            if isinstance(output, Decision):
+                output.to_bytes(emitted_at_ms=0)
+        rates.append(len(lines) / (time.perf_counter() - started))
+    return {
+        "events": len(lines),
+        "runs_events_per_s": [round(r) for r in rates],
+        "median_events_per_s": round(median(rates)),
+    }
+
+
+def _measure(
+    pipeline: LocalPipeline, watcher: DecisionWatcher, batch: list[Triple], rate: float | None
+) -> dict[str, Any]:
+    sent_ms: dict[str, int] = {}
+    producer = new_producer(pipeline.settings.bootstrap_servers)
+    before = watcher.count()
+    started = time.monotonic()
+    send_paced(producer, pipeline.settings.names.events, batch, rate, sent_ms)
+    producer.close()
+    complete = watcher.wait_for(before + len(batch), timeout_s=180.0)
+    elapsed = time.monotonic() - started
+    latencies = sorted(
+        watcher.arrived_ms[m] - sent_ms[m] for m in sent_ms if m in watcher.arrived_ms
+    )
+    return {
+        "offered_events_per_s": rate,
+        "events": len(batch),
+        "complete": complete,
+        "achieved_events_per_s": round(len(batch) / elapsed),
+        "latency_ms": {f"p{q}": round(percentile(latencies, q), 1) for q in (50, 95, 99)},
+    }
+
+
+def bench_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
+    stream = _event_stream(args.seed, args.users)
+    with LocalPipeline(run_dir=args.run_dir, partitions=args.partitions) as pipeline:
+        watcher = DecisionWatcher(
+            pipeline.settings.bootstrap_servers, pipeline.settings.names.decisions
+        )
+        watcher.start()
+        try:
+            _measure(pipeline, watcher, list(itertools.islice(stream, 2000)), None)  # warm-up
+            peak = _measure(
+                pipeline, watcher, list(itertools.islice(stream, args.peak_events)), None
+            )
+            print(f"peak: {peak['achieved_events_per_s']:,} events/s", file=sys.stderr)
+            loads = []
+            for fraction in args.loads:
+                rate = peak["achieved_events_per_s"] * fraction
+                batch = list(itertools.islice(stream, int(rate * args.seconds)))
+                result = _measure(pipeline, watcher, batch, rate)
+                result["fraction_of_peak"] = fraction
+                print(f"{fraction:.0%} of peak: {result}", file=sys.stderr)
+                loads.append(result)
+        finally:
+            watcher.stop()
+    return {"peak": peak, "loads": loads, "partitions": args.partitions}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--pure-events", type=int, default=30_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peak-events", type=int, default=30_000)
+    parser.add_argument("--loads", type=float, nargs="*", default=[0.3, 0.5, 0.7, 0.9])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per offered load")
+    parser.add_argument("--users", type=int, default=5_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--skip-e2e", action="store_true", help="only the pure step")
+    parser.add_argument("--run-dir", type=Path, default=Path(".run"))
+    parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    report: dict[str, Any] = {
+        "pure_step": bench_pure_step(args.pure_events, args.users, args.repeats)
+    }
+    print(
+        f"pure step: {report['pure_step']['median_events_per_s']:,} events/s on one core",
+        file=sys.stderr,
+    )
+    if not args.skip_e2e:
+        report["end_to_end"] = bench_end_to_end(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

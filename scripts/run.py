@@ -1,0 +1,137 @@
+"""The main job on the embedded default: broker, topics, worker, a realistic stream, decisions.
+
+    python -m scripts.run                 # 20,000 generated events as fast as possible
+    python -m scripts.run --rate 500      # a live-looking stream, 500 events/s
+
+It starts the embedded Kafka-compatible broker on a free loopback port, creates the topics,
+starts one Faust worker, feeds it events from the seeded generator, prints a sample of the
+decisions as they arrive and a summary at the end, then stops everything it started (also on
+Ctrl-C). Exit code 0 when every event got its decision, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from tqdm import tqdm
+
+from scripts.kafkaio import new_producer
+from scripts.load import send_paced
+from scripts.pipeline import DecisionWatcher, LocalPipeline
+from scripts.stats import percentile
+from stream.synthetic import GeneratorConfig, generate_events
+
+__all__ = ["main"]
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--events", type=int, default=20_000, help="how many events to send")
+    parser.add_argument("--users", type=int, default=2_000, help="simulated users")
+    parser.add_argument("--seed", type=int, default=7, help="generator seed")
+    parser.add_argument("--rate", type=float, default=None, help="events/s (default: max)")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--show", type=int, default=12, help="decisions to print as they come")
+    parser.add_argument("--run-dir", type=Path, default=Path(".run"))
+    args = parser.parse_args(argv)
+    if args.events < 1 or args.users < 1:
+        parser.error("--events and --users must be positive")
+    return args
+
+
+def _events(args: argparse.Namespace) -> list[tuple[str, bytes, bytes]]:
+    config = GeneratorConfig(seed=args.seed, users=args.users, days=7.0)
+    triples = []
+    for event in itertools.islice(generate_events(config), args.events):
+        key = str(event.get("userId") or event["anonymousId"]).encode()
+        triples.append((str(event["messageId"]), key, orjson.dumps(event)))
+    return triples
+
+
+def _describe(decision: dict[str, object]) -> str:
+    user, event = decision["user"], decision["event"]
+    assert isinstance(user, dict) and isinstance(event, dict)
+    params = decision.get("params") or {}
+    extra = (
+        f" ({', '.join(map(str, params.values()))})" if isinstance(params, dict) and params else ""
+    )
+    reasons = decision.get("reasons") or [{}]
+    rule = reasons[0].get("rule") if isinstance(reasons, list) else "?"
+    return (
+        f"  {str(user['key'])[:22]:<22} {str(event['name'])[:18]:<18} -> "
+        f"{decision['action']}{extra}  score {decision['score']}  [{rule}]"
+    )
+
+
+def _show_live(watcher: DecisionWatcher, budget: int, done: threading.Event) -> None:
+    shown = 0
+    while not done.wait(0.25) and shown < budget:
+        for decision in watcher.drain_latest()[: budget - shown]:
+            if decision["action"] != "none" or shown % 3 == 0:
+                tqdm.write(_describe(decision))
+                shown += 1
+
+
+def _summary(sent: int, watcher: DecisionWatcher, sent_ms: dict[str, int], wall_s: float) -> str:
+    latencies = sorted(
+        watcher.arrived_ms[m] - sent_ms[m] for m in watcher.arrived_ms if m in sent_ms
+    )
+    mix = Counter(watcher.actions)
+    lines = [
+        "summary",
+        f"  events sent        {sent:,}",
+        f"  decisions received {watcher.count():,}",
+        f"  throughput         {sent / wall_s:,.0f} events/s end to end ({wall_s:.1f} s)",
+        f"  latency p50 / p99  {percentile(latencies, 50):.0f} ms / "
+        f"{percentile(latencies, 99):.0f} ms (produce -> decision arrival)",
+        "  action mix         " + ", ".join(f"{a} {n:,}" for a, n in mix.most_common()),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    print(f"generating {args.events:,} events for {args.users:,} users (seed {args.seed})...")
+    events = _events(args)
+    print("starting the embedded broker and a worker (about 10 s)...")
+    with LocalPipeline(run_dir=args.run_dir, partitions=args.partitions) as pipeline:
+        names = pipeline.settings.names
+        print(f"broker {pipeline.settings.bootstrap_servers}, worker pid {pipeline.worker.pid}")
+        watcher = DecisionWatcher(pipeline.settings.bootstrap_servers, names.decisions)
+        watcher.start()
+        done = threading.Event()
+        shower = threading.Thread(target=_show_live, args=(watcher, args.show, done), daemon=True)
+        shower.start()
+        sent_ms: dict[str, int] = {}
+        producer = new_producer(pipeline.settings.bootstrap_servers)
+        started = time.monotonic()
+        with tqdm(total=len(events), unit="ev", desc="sent", file=sys.stderr, disable=None) as bar:
+            sent = send_paced(producer, names.events, events, args.rate, sent_ms, bar.update)
+        producer.close()
+        complete = watcher.wait_for(sent, timeout_s=120.0)
+        wall_s = time.monotonic() - started
+        done.set()
+        shower.join(timeout=2.0)
+        watcher.stop()
+        print(_summary(sent, watcher, sent_ms, wall_s))
+    print("stopped the worker and the broker")
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("interrupted: stopped everything that was started", file=sys.stderr)
+        raise SystemExit(130) from None
