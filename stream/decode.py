@@ -94,7 +94,7 @@ def _validate(
 
 def _validation_reason(exc: ValidationError) -> tuple[DeadLetterReason, str]:
     first = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "event"
+    where = ".".join(str(part) for part in first["loc"]) or "(event)"
     text = f"{where}: {first['msg']}"
     missing = first["type"] == "missing" or "missing:" in first["msg"]
     return (DeadLetterReason.MISSING_FIELD if missing else DeadLetterReason.INVALID_FIELD), text
