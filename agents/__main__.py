@@ -6,6 +6,7 @@ import argparse
 import logging
 
 import faust
+import mode.loop
 
 from agents.admin import ensure_topics
 from agents.app import create_app
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     ensure_topics(settings)
+    if settings.event_loop == "uvloop":
+        # Before any loop exists: the consumer thread's loop is then uvloop as well.
+        mode.loop.use("uvloop")
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

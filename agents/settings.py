@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,11 +40,13 @@ class Settings(BaseSettings):
     replication: int = Field(default=1, ge=1)
     data_dir: Path = Path(".state")
     #: Micro-batch: at most this many events, waiting at most ``batch_within_s`` for more.
-    batch_max: int = Field(default=500, ge=1)
-    batch_within_s: float = Field(default=0.02, gt=0)
+    batch_max: int = Field(default=2000, ge=1)
+    batch_within_s: float = Field(default=0.01, gt=0)
     web_enabled: bool = False
     web_port: int = Field(default=6066, ge=1, le=65535)
     log_level: str = "warning"
+    #: uvloop roughly halves the event-loop overhead that dominates a Faust worker's CPU time.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
     @property
     def names(self) -> Names:

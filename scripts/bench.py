@@ -26,10 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from scripts.kafkaio import new_producer
-from scripts.load import send_paced
+from scripts.load import Prepared, prepare, send_paced
 from scripts.pipeline import DecisionWatcher, LocalPipeline
 from scripts.stats import median, percentile
 from stream import Decision, StepConfig
@@ -38,18 +36,14 @@ from stream.synthetic import GeneratorConfig, generate_events
 
 __all__ = ["bench_pure_step", "main"]
 
-Triple = tuple[str, bytes, bytes]
 
-
-def _event_stream(seed: int, users: int) -> Iterator[Triple]:
-    for event in generate_events(GeneratorConfig(seed=seed, users=users, days=30.0)):
-        key = str(event.get("userId") or event["anonymousId"]).encode()
-        yield str(event["messageId"]), key, orjson.dumps(event)
+def _event_stream(seed: int, users: int, partitions: int) -> Iterator[Prepared]:
+    return prepare(generate_events(GeneratorConfig(seed=seed, users=users, days=30.0)), partitions)
 
 
 def bench_pure_step(events: int, users: int, repeats: int) -> dict[str, Any]:
     """Events/s of decode + step + decision serialization on one core."""
-    lines = [value for _, _, value in itertools.islice(_event_stream(3, users), events)]
+    lines = [e.value for e in itertools.islice(_event_stream(3, users, 1), events)]
     rates = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -65,7 +59,7 @@ def bench_pure_step(events: int, users: int, repeats: int) -> dict[str, Any]:
 
 
 def _measure(
-    pipeline: LocalPipeline, watcher: DecisionWatcher, batch: list[Triple], rate: float | None
+    pipeline: LocalPipeline, watcher: DecisionWatcher, batch: list[Prepared], rate: float | None
 ) -> dict[str, Any]:
     sent_ms: dict[str, int] = {}
     producer = new_producer(pipeline.settings.bootstrap_servers)
@@ -88,7 +82,7 @@ def _measure(
 
 
 def bench_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
-    stream = _event_stream(args.seed, args.users)
+    stream = _event_stream(args.seed, args.users, args.partitions)
     with LocalPipeline(run_dir=args.run_dir, partitions=args.partitions) as pipeline:
         watcher = DecisionWatcher(
             pipeline.settings.bootstrap_servers, pipeline.settings.names.decisions

@@ -19,11 +19,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import orjson
 from tqdm import tqdm
 
 from scripts.kafkaio import new_producer
-from scripts.load import send_paced
+from scripts.load import Prepared, prepare, send_paced
 from scripts.pipeline import DecisionWatcher, LocalPipeline
 from scripts.stats import percentile
 from stream.synthetic import GeneratorConfig, generate_events
@@ -50,13 +49,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _events(args: argparse.Namespace) -> list[tuple[str, bytes, bytes]]:
+def _events(args: argparse.Namespace) -> list[Prepared]:
     config = GeneratorConfig(seed=args.seed, users=args.users, days=7.0)
-    triples = []
-    for event in itertools.islice(generate_events(config), args.events):
-        key = str(event.get("userId") or event["anonymousId"]).encode()
-        triples.append((str(event["messageId"]), key, orjson.dumps(event)))
-    return triples
+    return list(prepare(itertools.islice(generate_events(config), args.events), args.partitions))
 
 
 def _describe(decision: dict[str, object]) -> str:

@@ -10,8 +10,7 @@ the canonical form that replays compare byte for byte.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -41,20 +40,18 @@ def decision_id(policy_version: str, user_key: str, message_id: str) -> str:
     return hashlib.blake2b(material, digest_size=16).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+class Reason(NamedTuple):
     """Why the chosen action was chosen: the rule, in words, and the features it looked at."""
 
     rule: str
     detail: str
-    features: dict[str, Scalar] = field(default_factory=dict)
+    features: dict[str, Scalar]
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.rule, "detail": self.detail, "features": self.features}
 
 
-@dataclass(frozen=True, slots=True)
-class Alternative:
+class Alternative(NamedTuple):
     """An action the policy considered, with its score and whether its rule made it eligible."""
 
     action: str
@@ -71,9 +68,8 @@ class Alternative:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The next best action for one user after one event."""
+class Decision(NamedTuple):
+    """The next best action for one user after one event (immutable, cheap to build)."""
 
     decision_id: str
     user_key: str

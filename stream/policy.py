@@ -26,8 +26,9 @@ later policies (bandits, experiments) keep the same contract.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 from stream.config import PolicyConfig, StepConfig
 from stream.decision import Alternative, Decision, Reason, Scalar, decision_id
@@ -36,22 +37,24 @@ from stream.profile import Profile
 
 __all__ = ["ACTIONS", "RuleOutcome", "decide"]
 
+_EMPTY: Mapping[str, Scalar] = MappingProxyType({})
 _CART_EVENTS = frozenset({"Product Added", "Product Removed", "Cart Viewed"})
 _PROTECTED_EVENTS = frozenset({"Checkout Started", "Order Completed"})
 _BROWSE_COUNTS = ("page", "screen", "Product Viewed")
 
 
-@dataclass(frozen=True, slots=True)
-class RuleOutcome:
+class RuleOutcome(NamedTuple):
     """One rule's verdict: eligible or not, a score in [0, 1], its inputs and, on demand, a
     sentence. The sentence is rendered only for the chosen action: formatting six of them per
-    event cost more than the rest of the decision."""
+    event cost more than the rest of the decision. (Named tuples, not frozen dataclasses, for
+    the per-event value objects: a frozen dataclass's ``__init__`` made ``decide`` 1.5x slower.)
+    """
 
     eligible: bool
     score: float
     explain: Callable[[], str]
-    features: dict[str, Scalar] = field(default_factory=dict)
-    params: dict[str, Scalar] = field(default_factory=dict)
+    features: Mapping[str, Scalar] = _EMPTY
+    params: Mapping[str, Scalar] = _EMPTY
 
 
 Rule = Callable[[Profile, Event, PolicyConfig], RuleOutcome]
@@ -160,8 +163,8 @@ def decide(
         score=chosen.score,
         propensity=1.0,
         variant="champion",
-        params=chosen.params,
+        params=dict(chosen.params),
         alternatives=alternatives,
-        reasons=(Reason(rule_name, chosen.explain(), chosen.features),),
+        reasons=(Reason(rule_name, chosen.explain(), dict(chosen.features)),),
         versions=versions,
     )
