@@ -163,6 +163,9 @@ async def _send_outputs(
                 )
             )
     if pending:
+        # flush() sends now instead of after the producer's linger; gather() then surfaces a
+        # failed send as an exception (the batch is not acknowledged, so it is redelivered).
+        await producer.flush()
         await asyncio.gather(*pending)
 
 

@@ -34,7 +34,7 @@ __all__ = ["FETCH_MAX_WAIT_MS", "SCHEME", "FetchHighwaterTransport", "register"]
 
 SCHEME = "tansu"
 #: Upper bound on a Fetch's wait: a bound on added latency, at the price of idle polling.
-FETCH_MAX_WAIT_MS = 20
+FETCH_MAX_WAIT_MS = 10
 _PROBE_TIMEOUT_MS = 5_000
 
 

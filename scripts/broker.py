@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.procs import pid_alive, read_pid, stop_pid, wait_for_port
+from scripts.procs import pid_alive, read_pid, stop_pid, stop_process, wait_for_port
 
 __all__ = ["EmbeddedBroker", "broker_binary", "main"]
 
@@ -81,12 +81,13 @@ class EmbeddedBroker:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the process recorded in the PID file (SIGTERM, then SIGKILL)."""
-        pid = self.process.pid if self.process is not None else read_pid(self.pid_file)
-        if pid is not None:
-            stop_pid(pid, timeout_s)
         if self.process is not None:
-            self.process.wait(timeout=5.0)
+            stop_process(self.process, timeout_s)
             self.process = None
+        else:
+            pid = read_pid(self.pid_file)
+            if pid is not None:
+                stop_pid(pid, timeout_s)
         self.pid_file.unlink(missing_ok=True)
 
     def running(self) -> bool:

@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["free_port", "pid_alive", "stop_pid", "stop_process", "wait_for_port"]
+__all__ = ["free_port", "pid_alive", "read_pid", "stop_pid", "stop_process", "wait_for_port"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -59,7 +59,11 @@ def pid_alive(pid: int) -> bool:
 
 
 def stop_pid(pid: int, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> bool:
-    """Send ``sig`` to ``pid``, wait up to ``timeout_s``, then SIGKILL. True if it had to kill."""
+    """Send ``sig`` to ``pid``, wait up to ``timeout_s``, then SIGKILL. True if it had to kill.
+
+    For a process known only by its PID (e.g. from a PID file); use :func:`stop_process` for a
+    child started in this process.
+    """
     if not pid_alive(pid):
         return False
     with contextlib.suppress(ProcessLookupError):
@@ -78,11 +82,21 @@ def stop_pid(pid: int, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> bo
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> bool:
-    """:func:`stop_pid` for a child we hold, reaping it afterwards."""
-    killed = stop_pid(proc.pid, timeout_s)
-    with contextlib.suppress(subprocess.TimeoutExpired):
+    """Stop a child we hold: SIGTERM, wait up to ``timeout_s``, then SIGKILL. True if killed.
+
+    Children are waited for through their ``Popen`` (not :func:`pid_alive`, which would reap
+    them behind ``Popen``'s back and lose their exit status).
+    """
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.kill()
         proc.wait(timeout=5.0)
-    return killed
+        return True
 
 
 def read_pid(path: Path) -> int | None:

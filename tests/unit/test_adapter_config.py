@@ -1,0 +1,65 @@
+"""Settings, names and the load driver's partitioning: the adapter's configuration surface."""
+
+from __future__ import annotations
+
+import pytest
+from kafka.partitioner.default import DefaultPartitioner
+from pydantic import ValidationError
+
+from agents.names import Names
+from agents.settings import BrokerProfile, Settings
+from scripts.load import partition_for
+
+
+def test_names_carry_the_prefix_and_a_version() -> None:
+    names = Names("acme")
+    assert names.events == "acme.events.v1"
+    assert names.decisions == "acme.decisions.v1"
+    assert names.deadletters == "acme.deadletters.v1"
+    assert names.profiles_changelog == "acme-worker-v1-profiles-v1-changelog"
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVEPROFILES_BOOTSTRAP_SERVERS", "a:1,b:2")
+    monkeypatch.setenv("LIVEPROFILES_PARTITIONS", "8")
+    monkeypatch.setenv("LIVEPROFILES_BROKER_PROFILE", "kafka")
+    settings = Settings()
+    assert settings.partitions == 8
+    assert settings.broker_profile is BrokerProfile.KAFKA
+    assert settings.broker_urls() == ["kafka://a:1", "kafka://b:2"]
+
+
+def test_embedded_profile_uses_the_tansu_transport_and_short_sessions() -> None:
+    options = Settings(bootstrap_servers="127.0.0.1:9").faust_options()
+    assert options["broker"] == ["tansu://127.0.0.1:9"]
+    assert options["broker_session_timeout"] == 10
+    assert options["processing_guarantee"] == "at_least_once"
+    assert options["consumer_auto_offset_reset"] == "earliest"
+    assert options["recovery_consistency_check"] is True
+
+
+def test_kafka_profile_keeps_the_stock_transport() -> None:
+    options = Settings(broker_profile=BrokerProfile.KAFKA).faust_options()
+    assert all(url.startswith("kafka://") for url in options["broker"])
+    assert options["broker_session_timeout"] == 30
+
+
+def test_invalid_settings_are_rejected() -> None:
+    with pytest.raises(ValidationError):
+        Settings(partitions=0)
+
+
+@pytest.mark.parametrize("key", [b"user-1", b"anon-ffee", "ünïcode".encode(), b""])
+def test_partition_for_matches_kafkas_default_partitioner(key: bytes) -> None:
+    class Cluster:
+        def topics(self) -> set[str]:
+            return {"t"}
+
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            return set(range(7))
+
+        def available_partitions_for_topic(self, topic: str) -> set[int]:
+            return set(range(7))
+
+    expected = DefaultPartitioner().partition("t", key, key, None, None, Cluster())
+    assert partition_for(key, 7) == expected
