@@ -8,7 +8,12 @@ Ordering is what makes a crash safe (at-least-once in, effectively-once state): 
 acknowledged *before* the profile that records their source offset is written, and Faust flushes
 the producer before it commits consumer offsets. So after a crash, a redelivered record is either
 not in the stored profile yet (it is applied again and its decision re-sent with the same id) or
-it is, and then its decision was already acknowledged (it is skipped).
+it is, and then its decision was already acknowledged (it is skipped). A batch that fails is
+retried, and if it keeps failing the process exits without acknowledging it (agents.guard).
+
+A skipped record still writes its (unchanged) profile back. That is deliberate: after a kill,
+RocksDB may hold a profile whose changelog record was never sent; rewriting it repairs the
+changelog, so a later rebuild from the changelog does not lose it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from faust.streams import _current_event
 from faust.types import EventT, StreamT
 
 from agents.batch import BatchResult, RawRecord, process_records
+from agents.guard import handle_or_exit
 from agents.names import Names
 from agents.settings import Settings
 from agents.transport import register as register_transport
@@ -100,7 +106,7 @@ def create_app(
             settings.batch_max, within=settings.batch_within_s
         )
         async for batch in batches:
-            await handle(batch)
+            await handle_or_exit(handle, batch)
 
     @app.timer(interval=10.0)  # type: ignore[untyped-decorator]
     async def log_stats() -> None:
@@ -112,9 +118,9 @@ def create_app(
 def _by_partition(
     batch: Sequence[EventT[bytes]],
 ) -> Iterator[tuple[EventT[bytes], list[EventT[bytes]]]]:
-    groups: dict[int, list[EventT[bytes]]] = defaultdict(list)
+    groups: dict[tuple[str, int], list[EventT[bytes]]] = defaultdict(list)
     for event in batch:
-        groups[event.message.partition].append(event)
+        groups[(event.message.topic, event.message.partition)].append(event)
     for group in groups.values():
         yield group[0], group
 
@@ -164,7 +170,7 @@ async def _send_outputs(
             )
     if pending:
         # flush() sends now instead of after the producer's linger; gather() then surfaces a
-        # failed send as an exception (the batch is not acknowledged, so it is redelivered).
+        # failed send as an exception, which agents.guard retries or turns into an exit.
         await producer.flush()
         await asyncio.gather(*pending)
 
@@ -173,8 +179,10 @@ async def _send_outputs(
 def _in_partition_of(event: EventT[bytes]) -> Iterator[None]:
     """Make Faust's table store read and write the partition of ``event``.
 
-    Faust's RocksDB store picks the partition (and the changelog partition) from the stream's
-    *current event*; in a batch that is whichever event came last, so we set it per partition.
+    Faust's RocksDB store and changelog pick the partition from the *current event* context
+    variable. ``take_events`` fills its buffer in another task, so in the agent's task there is
+    no current event at all (a write would fail); we set it to an event of the partition whose
+    profiles are being read or written.
     """
     token = _current_event.set(weakref.ref(event))
     try:

@@ -18,7 +18,6 @@ from stream import (
     Decision,
     Event,
     Profile,
-    SnapshotError,
     SourcePosition,
     StepConfig,
     decode_event,
@@ -61,33 +60,43 @@ def process_records(
     result = BatchResult()
     for record in records:
         result.counters["events_in"] += 1
-        decoded = decode_event(record.value, record.source, record.key)
-        if isinstance(decoded, DeadLetter):
-            _dead_letter(result, decoded)
-        else:
-            _step_one(result, decoded, record, load, config)
+        try:
+            _process_one(result, record, load, config)
+        except Exception as exc:
+            # Bad state, or a bug a hostile input reached: park this event with its reason and
+            # keep the batch (and every other user's events) going.
+            message = f"{type(exc).__name__}: {exc}"
+            _dead_letter(
+                result,
+                DeadLetter.of(
+                    DeadLetterReason.PROCESSING_ERROR,
+                    message,
+                    record.value,
+                    record.source,
+                    record.key,
+                ),
+            )
     return result
 
 
-def _step_one(
-    result: BatchResult, event: Event, record: RawRecord, load: ProfileLoader, config: StepConfig
+def _process_one(
+    result: BatchResult, record: RawRecord, load: ProfileLoader, config: StepConfig
 ) -> None:
-    try:
-        profile = _current_profile(result, event.user_key, load)
-        updated, outputs = step(profile, event, config)
-    except (SnapshotError, ArithmeticError, ValueError, TypeError, KeyError) as exc:
-        # Bad state or an input the contract let through: park the event, keep the worker alive.
-        _dead_letter(
-            result,
-            DeadLetter.of(
-                DeadLetterReason.PROCESSING_ERROR,
-                f"{type(exc).__name__}: {exc}",
-                record.value,
-                record.source,
-                record.key,
-            ),
-        )
+    decoded = decode_event(record.value, record.source, record.key)
+    if isinstance(decoded, DeadLetter):
+        _dead_letter(result, decoded)
         return
+    if record.key is not None and record.key != decoded.user_key.encode():
+        # Partitioned by another key than its profile's: counted, because one user's events
+        # could then be split across partitions (and so across two profiles).
+        result.counters["note:key_mismatch"] += 1
+    _step_one(result, decoded, load, config)
+
+
+def _step_one(result: BatchResult, event: Event, load: ProfileLoader, config: StepConfig) -> None:
+    profile = _current_profile(result, event.user_key, load)
+    updated, outputs = step(profile, event, config)
+    # Stored even when the step skipped the event: see "A skipped record" in agents.app.
     result.profiles[event.user_key] = updated
     result.decisions.extend(outputs.decisions)
     result.counters["decisions_out"] += len(outputs.decisions)

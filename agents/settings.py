@@ -70,6 +70,8 @@ class Settings(BaseSettings):
             "consumer_auto_offset_reset": "earliest",
             "recovery_consistency_check": True,
             "table_standby_replicas": 0,
+            # On rebalance, finish and acknowledge the batch in flight before partitions move.
+            "stream_wait_empty": True,
             "web_enabled": self.web_enabled,
             "web_port": self.web_port,
             "web_host": "127.0.0.1",

@@ -30,12 +30,22 @@ from faust.transport.drivers.aiokafka import (
 )
 from faust.types import TP
 
-__all__ = ["FETCH_MAX_WAIT_MS", "SCHEME", "FetchHighwaterTransport", "register"]
+__all__ = [
+    "FETCH_MAX_WAIT_MS",
+    "SCHEME",
+    "FetchHighwaterTransport",
+    "HighwaterProbeError",
+    "register",
+]
 
 SCHEME = "tansu"
 #: Upper bound on a Fetch's wait: a bound on added latency, at the price of idle polling.
 FETCH_MAX_WAIT_MS = 10
 _PROBE_TIMEOUT_MS = 5_000
+
+
+class HighwaterProbeError(RuntimeError):
+    """The Fetch probe got no high watermark for some changelog partitions in time."""
 
 
 class _FetchHighwaterConsumerThread(AIOKafkaConsumerThread):
@@ -79,8 +89,9 @@ async def _probe_highwaters(probe: Any, listed: Mapping[TP, int]) -> dict[TP, in
         await probe.getmany(*pending, timeout_ms=_PROBE_TIMEOUT_MS // 20)
         _collect(probe, pending, result)
         if not pending:
-            break
-    return result
+            return result
+    # Falling back to ListOffsets would silently recover too little: fail, and let Faust retry.
+    raise HighwaterProbeError(f"no Fetch answer with a high watermark for {sorted(pending)}")
 
 
 def _collect(probe: Any, pending: set[Any], result: dict[TP, int]) -> None:

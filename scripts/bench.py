@@ -29,6 +29,7 @@ from typing import Any
 from scripts.kafkaio import new_producer
 from scripts.load import Prepared, prepare, send_paced
 from scripts.pipeline import DecisionWatcher, LocalPipeline
+from scripts.procs import exit_on_termination_signals
 from scripts.stats import median, percentile
 from stream import Decision, StepConfig
 from stream.replay import replay_outputs
@@ -129,6 +130,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    exit_on_termination_signals()
     report: dict[str, Any] = {
         "pure_step": bench_pure_step(args.pure_events, args.users, args.repeats)
     }

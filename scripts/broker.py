@@ -74,7 +74,7 @@ class EmbeddedBroker:
         self.pid_file.write_text(str(self.process.pid))
         try:
             wait_for_port(self.host, self.port, timeout_s, self.process)
-        except (TimeoutError, RuntimeError):
+        except BaseException:  # also Ctrl-C: the broker is in its own session and would survive
             self.stop()
             raise
         return self
@@ -85,14 +85,29 @@ class EmbeddedBroker:
             stop_process(self.process, timeout_s)
             self.process = None
         else:
-            pid = read_pid(self.pid_file)
+            pid = self._recorded_pid()
             if pid is not None:
                 stop_pid(pid, timeout_s)
         self.pid_file.unlink(missing_ok=True)
 
     def running(self) -> bool:
-        pid = read_pid(self.pid_file)
+        pid = self._recorded_pid()
         return pid is not None and pid_alive(pid)
+
+    def _recorded_pid(self) -> int | None:
+        """The PID in the PID file, if that process is still *our* broker on *our* port.
+
+        A stale PID file may name a PID the OS has since given to an unrelated process.
+        """
+        pid = read_pid(self.pid_file)
+        if pid is None:
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        expected = f"tcp://{self.host}:{self.port}".encode()
+        return pid if b"broker" in cmdline and expected in cmdline else None
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -73,9 +73,11 @@ def consume(
     idle_s: float = 3.0,
     timeout_s: float = 120.0,
     group: str | None = None,
+    linger_s: float = 0.0,
 ) -> Iterator[tuple[bytes | None, bytes]]:
-    """Yield (key, value) from the start of ``topic`` until ``expected`` records were read, or
-    nothing new came for ``idle_s`` seconds, or ``timeout_s`` passed."""
+    """Yield (key, value) from the start of ``topic`` until nothing new came for ``idle_s``
+    seconds, or ``timeout_s`` passed, or ``expected`` records were read and ``linger_s`` more
+    seconds went by (lingering is how a test sees records beyond the expected count)."""
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -94,7 +96,10 @@ def consume(
             now = time.monotonic()
             if batch:
                 last_seen = now
-            if (expected is not None and count >= expected) or now - last_seen > idle_s:
+            if expected is not None and count >= expected:
+                deadline = min(deadline, now + linger_s)
+                expected = None  # from here on, stop at the (lingering) deadline or when idle
+            if now - last_seen > idle_s:
                 return
     finally:
         consumer.close()

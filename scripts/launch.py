@@ -47,7 +47,11 @@ class WorkerProcess:
                 start_new_session=True,
             )
         if wait_ready:
-            self.wait_ready(timeout_s)
+            try:
+                self.wait_ready(timeout_s)
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def wait_ready(self, timeout_s: float) -> None:

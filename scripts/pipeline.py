@@ -51,8 +51,8 @@ class LocalPipeline:
         self.settings = Settings(
             bootstrap_servers=f"127.0.0.1:{port}", partitions=self.partitions, data_dir=state_dir
         )
-        self.broker.start()
         try:
+            self.broker.start()
             ensure_topics(self.settings)
             env = {
                 "LIVEPROFILES_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
@@ -75,13 +75,16 @@ class LocalPipeline:
         self._stop()
 
     def _stop(self) -> None:
-        worker = getattr(self, "worker", None)
-        if worker is not None:
-            worker.stop(timeout_s=15.0)
-        self.broker.stop()
-        shutil.rmtree(
-            self.settings.data_dir if hasattr(self, "settings") else "", ignore_errors=True
-        )
+        # Nested so that a failure (or a second Ctrl-C) stopping one still stops the others.
+        try:
+            worker = getattr(self, "worker", None)
+            if worker is not None:
+                worker.stop(timeout_s=15.0)
+        finally:
+            try:
+                self.broker.stop()
+            finally:
+                shutil.rmtree(self.settings.data_dir, ignore_errors=True)
 
 
 class DecisionWatcher(threading.Thread):

@@ -14,7 +14,15 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["free_port", "pid_alive", "read_pid", "stop_pid", "stop_process", "wait_for_port"]
+__all__ = [
+    "exit_on_termination_signals",
+    "free_port",
+    "pid_alive",
+    "read_pid",
+    "stop_pid",
+    "stop_process",
+    "wait_for_port",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -105,3 +113,14 @@ def read_pid(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def exit_on_termination_signals() -> None:
+    """Turn SIGTERM and SIGHUP into ``SystemExit`` so ``with``/``finally`` blocks stop what the
+    command started (its children run in their own sessions and would otherwise survive)."""
+
+    def raise_exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, raise_exit)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from scripts.kafkaio import new_producer
 from scripts.load import Prepared, prepare, send_paced
 from scripts.pipeline import DecisionWatcher, LocalPipeline
+from scripts.procs import exit_on_termination_signals
 from scripts.stats import percentile
 from stream.synthetic import GeneratorConfig, generate_events
 
@@ -97,6 +98,7 @@ def _summary(sent: int, watcher: DecisionWatcher, sent_ms: dict[str, int], wall_
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    exit_on_termination_signals()
     print(f"generating {args.events:,} events for {args.users:,} users (seed {args.seed})...")
     events = _events(args)
     print("starting the embedded broker and a worker (about 10 s)...")

@@ -49,6 +49,11 @@ class SourcePosition:
     partition: int
     offset: int
 
+    @property
+    def key(self) -> str:
+        """``"topic:partition"``: what a profile's applied positions are keyed by."""
+        return f"{self.topic}:{self.partition}"
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:

@@ -17,7 +17,7 @@ from stream.exceptions import SnapshotError
 
 __all__ = ["PROFILE_SCHEMA", "CartLine", "Profile"]
 
-PROFILE_SCHEMA = "profile.v1"
+PROFILE_SCHEMA = "profile.v2"
 
 
 @dataclass(slots=True)
@@ -42,8 +42,10 @@ class Profile:
     category_views: dict[str, int] = field(default_factory=dict)
     views_since_add: int = 0
     recent_messages: list[int] = field(default_factory=list)
-    #: Last applied source offset per source partition.
-    applied: dict[int, int] = field(default_factory=dict)
+    #: Last applied source offset per ``"topic:partition"``. The topic is part of the key so a
+    #: new (versioned) events topic, whose offsets start again at 0, is not mistaken for a
+    #: redelivery of the old one.
+    applied: dict[str, int] = field(default_factory=dict)
 
     def copy(self) -> Profile:
         """A deep copy (values are immutable scalars, so copying the containers is enough)."""
@@ -78,7 +80,7 @@ class Profile:
             "category_views": self.category_views,
             "views_since_add": self.views_since_add,
             "recent_messages": self.recent_messages,
-            "applied": {str(p): o for p, o in self.applied.items()},
+            "applied": self.applied,
         }
 
     def to_bytes(self) -> bytes:
@@ -109,5 +111,5 @@ class Profile:
             category_views=dict(doc["category_views"]),
             views_since_add=int(doc["views_since_add"]),
             recent_messages=[int(m) for m in doc["recent_messages"]],
-            applied={int(p): int(o) for p, o in doc["applied"].items()},
+            applied={str(p): int(o) for p, o in doc["applied"].items()},
         )

@@ -6,7 +6,7 @@ never mutates the profile it is given, so a caller can keep the old value (e.g. 
 Idempotence, in two layers:
 
 * **redelivery**: a record whose source offset is at or below the profile's last applied offset
-  for that partition was already applied (a worker crashed after writing state but before
+  for that topic partition was already applied (a worker crashed after writing state but before
   committing its offset) and is skipped;
 * **duplicates**: an event whose ``messageId`` is among the profile's recently applied ids
   (an SDK retry, a producer resend) is applied once.
@@ -72,12 +72,12 @@ def _already_applied(profile: Profile, event: Event) -> bool:
     source = event.source
     if source is None:
         return False
-    return profile.applied.get(source.partition, -1) >= source.offset
+    return profile.applied.get(source.key, -1) >= source.offset
 
 
 def _record_position(profile: Profile, event: Event) -> None:
     if event.source is not None:
-        profile.applied[event.source.partition] = event.source.offset
+        profile.applied[event.source.key] = event.source.offset
 
 
 def _remember_message(profile: Profile, fingerprint: int, window: int) -> None:

@@ -33,8 +33,15 @@ def _send(settings: Settings, lines: list[bytes]) -> None:
 
 
 def _decisions(settings: Settings, expected: int) -> list[dict[str, object]]:
+    """Every decision on the topic: waits for ``expected``, then reads on for 3 s so that any
+    extra (duplicate or unexpected) decision is counted too."""
     records = consume(
-        settings.bootstrap_servers, settings.names.decisions, expected, idle_s=30.0, timeout_s=120.0
+        settings.bootstrap_servers,
+        settings.names.decisions,
+        expected,
+        idle_s=30.0,
+        timeout_s=120.0,
+        linger_s=3.0,
     )
     return [orjson.loads(value) for _, value in records]
 
@@ -72,7 +79,11 @@ def test_valid_and_invalid_events_give_decisions_and_dead_letters(
     letters = [
         orjson.loads(v)
         for _, v in consume(
-            settings.bootstrap_servers, settings.names.deadletters, len(invalid), idle_s=10.0
+            settings.bootstrap_servers,
+            settings.names.deadletters,
+            len(invalid),
+            idle_s=10.0,
+            linger_s=3.0,
         )
     ]
 

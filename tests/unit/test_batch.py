@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from agents.batch import RawRecord, process_records
-from stream import Profile, SourcePosition, StepConfig
+from stream import Event, Profile, SourcePosition, StepConfig
 from tests.support import INVALID_EVENTS
 
 
@@ -56,7 +57,7 @@ def test_invalid_records_become_dead_letters_between_valid_ones() -> None:
     assert [d.source.offset for d in result.deadletters if d.source] == list(
         range(101, 101 + len(invalid))
     )
-    assert result.profiles["u"].applied == {2: 100 + len(values) - 1}
+    assert result.profiles["u"].applied == {"events:2": 100 + len(values) - 1}
 
 
 def test_stored_profile_is_continued_and_redelivered_records_are_skipped() -> None:
@@ -87,3 +88,47 @@ def test_profile_bytes_round_trip() -> None:
     result = process_records(_records([_event(0, "u")]), lambda _: None, StepConfig())
     restored = Profile.from_bytes(result.profile_bytes()["u"])
     assert restored.to_dict() == result.profiles["u"].to_dict()
+
+
+def test_a_batch_of_only_redelivered_records_still_writes_the_profile_back() -> None:
+    """The rewrite repairs a changelog record lost in a crash (see agents.app's docstring)."""
+    first = process_records(_records([_event(0, "u")]), lambda _: None, StepConfig())
+    stored = first.profile_bytes()["u"]
+
+    again = process_records(_records([_event(0, "u")]), lambda _: stored, StepConfig())
+
+    assert again.decisions == []
+    assert again.profile_bytes() == {"u": stored}
+
+
+def test_records_keyed_differently_from_their_user_are_counted() -> None:
+    records = [
+        RawRecord(SourcePosition("events", 0, 0), b"u", _event(0, "u")),
+        RawRecord(SourcePosition("events", 0, 1), b"someone-else", _event(1, "u")),
+    ]
+    result = process_records(records, lambda _: None, StepConfig())
+    assert result.counters["note:key_mismatch"] == 1
+    assert len(result.decisions) == 2
+
+
+def test_an_unexpected_error_in_one_record_dead_letters_only_that_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import agents.batch
+
+    real_step = agents.batch.step
+
+    def flaky_step(profile: Profile | None, event: Event, config: StepConfig) -> object:
+        if event.message_id == "m1":
+            raise AttributeError("a bug reached by a strange input")
+        return real_step(profile, event, config)
+
+    monkeypatch.setattr(agents.batch, "step", flaky_step)
+    values = [_event(i, f"u{i}") for i in range(3)]
+    result = process_records(_records(values), lambda _: None, StepConfig())
+
+    assert [d.event_message_id for d in result.decisions] == ["m0", "m2"]
+    assert [
+        (d.reason.value, d.source.offset if d.source else None) for d in result.deadletters
+    ] == [("processing_error", 1)]
+    assert "AttributeError" in result.deadletters[0].message

@@ -430,7 +430,7 @@ def test_duplicate_at_a_new_offset_records_the_offset_but_changes_nothing_else()
     again, out = step(profile, view("a", mid="m-r", source=SourcePosition("events", 2, 11)), CFG)
     assert out.skipped == SKIP_DUPLICATE
     assert out.decisions == ()
-    assert again.applied == {2: 11}
+    assert again.applied == {"events:2": 11}
     assert again.counts == profile.counts
     assert again.category_views == profile.category_views
 
@@ -451,7 +451,7 @@ def test_redelivered_record_is_skipped_and_profile_returned_unchanged(offset: in
 def test_a_new_user_is_never_already_applied() -> None:
     profile, out = step(None, view("a", source=SourcePosition("events", 0, 0)), CFG)
     assert out.skipped is None
-    assert profile.applied == {0: 0}
+    assert profile.applied == {"events:0": 0}
 
 
 def test_positions_are_tracked_per_partition() -> None:
@@ -460,7 +460,7 @@ def test_positions_are_tracked_per_partition() -> None:
     assert out.skipped is None
     profile, out = step(profile, view("c", source=SourcePosition("events", 2, 11)), CFG)
     assert out.skipped is None
-    assert profile.applied == {2: 11, 3: 5}
+    assert profile.applied == {"events:2": 11, "events:3": 5}
     assert profile.counts == {"Product Viewed": 3}
 
 
@@ -550,3 +550,13 @@ def test_prices_in_profiles_are_always_finite() -> None:
     profile, _ = run([add("ok", 2.5, 2)], profile)
     assert cart_of(profile) == {"ok": (2, 2.5)}
     assert all(math.isfinite(line.price) for line in profile.cart.values())
+
+
+def test_a_new_topic_version_is_not_mistaken_for_a_redelivery() -> None:
+    """Offsets restart at 0 on a new (versioned) events topic: positions are per topic."""
+    profile, _ = run([view("a", mid="m-old", source=SourcePosition("events.v1", 0, 500))])
+    again, out = step(
+        profile, view("a", mid="m-new", source=SourcePosition("events.v2", 0, 0)), CFG
+    )
+    assert out.skipped is None and len(out.decisions) == 1
+    assert again.applied == {"events.v1:0": 500, "events.v2:0": 0}
