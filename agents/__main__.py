@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     ensure_topics(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     if settings.event_loop == "uvloop":
         # Before any loop exists: the consumer thread's loop is then uvloop as well.
         mode.loop.use("uvloop")

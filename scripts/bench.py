@@ -84,7 +84,9 @@ def _measure(
 
 def bench_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
     stream = _event_stream(args.seed, args.users, args.partitions)
-    with LocalPipeline(run_dir=args.run_dir, partitions=args.partitions) as pipeline:
+    with LocalPipeline(
+        run_dir=args.run_dir, partitions=args.partitions, workers=args.workers
+    ) as pipeline:
         watcher = DecisionWatcher(
             pipeline.settings.bootstrap_servers, pipeline.settings.names.decisions
         )
@@ -105,7 +107,7 @@ def bench_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
                 loads.append(result)
         finally:
             watcher.stop()
-    return {"peak": peak, "loads": loads, "partitions": args.partitions}
+    return {"peak": peak, "loads": loads, "partitions": args.partitions, "workers": args.workers}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -122,6 +124,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="workers in the consumer group (2: one per core)"
+    )
     parser.add_argument("--skip-e2e", action="store_true", help="only the pure step")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))

@@ -33,38 +33,50 @@ def now_ms() -> int:
 
 @dataclass
 class LocalPipeline:
-    """Embedded broker + topics + one worker; a context manager that cleans up after itself."""
+    """Embedded broker + topics + ``workers`` workers in one consumer group; a context manager
+    that cleans up after itself."""
 
     run_dir: Path = Path(".run")
     partitions: int = 4
     port: int = 0
+    workers: int = 1
     settings: Settings = field(init=False)
     broker: EmbeddedBroker = field(init=False)
-    worker: WorkerProcess = field(init=False)
+    started: list[WorkerProcess] = field(init=False, default_factory=list)
+
+    @property
+    def worker(self) -> WorkerProcess:
+        """The first worker (the only one by default)."""
+        return self.started[0]
 
     def __enter__(self) -> LocalPipeline:
         port = self.port or free_port()
         self.broker = EmbeddedBroker(port=port, run_dir=self.run_dir)
-        state_dir = self.run_dir / f"state-{port}"
+        state_root = self.run_dir / f"state-{port}"
         # The broker keeps everything in memory, so a new broker means a new, empty state dir.
-        shutil.rmtree(state_dir, ignore_errors=True)
+        shutil.rmtree(state_root, ignore_errors=True)
         self.settings = Settings(
-            bootstrap_servers=f"127.0.0.1:{port}", partitions=self.partitions, data_dir=state_dir
+            bootstrap_servers=f"127.0.0.1:{port}", partitions=self.partitions, data_dir=state_root
         )
         try:
             self.broker.start()
             ensure_topics(self.settings)
-            env = {
-                "LIVEPROFILES_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
-                "LIVEPROFILES_PARTITIONS": str(self.partitions),
-                "LIVEPROFILES_DATA_DIR": str(state_dir),
-            }
-            self.worker = WorkerProcess(env=env, log_path=self.run_dir / f"worker-{port}.log")
-            self.worker.start()
+            for index in range(self.workers):
+                self._start_worker(port, state_root / f"worker-{index}", index)
         except BaseException:
             self._stop()
             raise
         return self
+
+    def _start_worker(self, port: int, state_dir: Path, index: int) -> None:
+        env = {
+            "LIVEPROFILES_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
+            "LIVEPROFILES_PARTITIONS": str(self.partitions),
+            "LIVEPROFILES_DATA_DIR": str(state_dir),
+        }
+        worker = WorkerProcess(env=env, log_path=self.run_dir / f"worker-{port}-{index}.log")
+        self.started.append(worker)
+        worker.start()
 
     def __exit__(
         self,
@@ -77,8 +89,7 @@ class LocalPipeline:
     def _stop(self) -> None:
         # Nested so that a failure (or a second Ctrl-C) stopping one still stops the others.
         try:
-            worker = getattr(self, "worker", None)
-            if worker is not None:
+            for worker in self.started:
                 worker.stop(timeout_s=15.0)
         finally:
             try:

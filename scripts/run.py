@@ -42,6 +42,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="generator seed")
     parser.add_argument("--rate", type=float, default=None, help="events/s (default: max)")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="workers in the consumer group")
     parser.add_argument("--show", type=int, default=12, help="decisions to print as they come")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     args = parser.parse_args(argv)
@@ -102,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generating {args.events:,} events for {args.users:,} users (seed {args.seed})...")
     events = _events(args)
     print("starting the embedded broker and a worker (about 10 s)...")
-    with LocalPipeline(run_dir=args.run_dir, partitions=args.partitions) as pipeline:
+    with LocalPipeline(
+        run_dir=args.run_dir, partitions=args.partitions, workers=args.workers
+    ) as pipeline:
         names = pipeline.settings.names
-        print(f"broker {pipeline.settings.bootstrap_servers}, worker pid {pipeline.worker.pid}")
+        pids = ", ".join(str(w.pid) for w in pipeline.started)
+        print(f"broker {pipeline.settings.bootstrap_servers}, worker pid(s) {pids}")
         watcher = DecisionWatcher(pipeline.settings.bootstrap_servers, names.decisions)
         watcher.start()
         done = threading.Event()

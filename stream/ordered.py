@@ -1,0 +1,276 @@
+"""Order-dependent features, made order-independent within the grace period.
+
+Sessions (inactivity gaps), the cart (add, then remove), "views since the last add" and decayed
+affinities depend on the order of events. Events therefore first wait in a small *pending*
+buffer, sorted by (event time, message fingerprint); once an event is older than the user's
+latest event time minus the grace period it is folded, in that order, into the *final* state.
+Features are read from a scratch copy of the final state with the pending events folded in, so
+any arrival order within grace yields exactly the same features.
+
+An event that arrives already older than ``latest - grace`` is *late*: it still counts in
+lifetime counters, windows and recency (those are order-free), but not here, since the history
+it belongs to is final. The step counts it (``note:late_event``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from stream.windows import DAY_MS
+
+__all__ = [
+    "AFFINITY_WEIGHTS",
+    "CartLine",
+    "Moment",
+    "OrderedConfig",
+    "OrderedState",
+    "admit",
+    "decay_to",
+    "decayed",
+    "event_order",
+    "fold",
+    "settle",
+]
+
+SESSION_HISTORY_MS = 7 * DAY_MS
+_MAX_SESSION_STARTS = 200
+
+
+class Moment(NamedTuple):
+    """What the order-dependent features need of one event, already sanitized."""
+
+    timestamp_ms: int
+    fingerprint: int
+    name: str
+    product_id: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    price: float | None = None
+    quantity: int | None = None
+
+
+@dataclass(slots=True)
+class CartLine:
+    """One product in the cart: quantity and unit price at the time it was added."""
+
+    quantity: int
+    price: float
+
+
+@dataclass(slots=True)
+class OrderedState:
+    """The folded, final part of the order-dependent features."""
+
+    session_start_ms: int | None = None
+    session_last_ms: int | None = None
+    session_events: int = 0
+    session_pages: int = 0
+    session_starts: list[int] = field(default_factory=list)
+    sessions_total: int = 0
+    cart: dict[str, CartLine] = field(default_factory=dict)
+    views_since_add: int = 0
+    affinity_ms: int | None = None
+    categories: dict[str, float] = field(default_factory=dict)
+    brands: dict[str, float] = field(default_factory=dict)
+
+    def copy(self) -> OrderedState:
+        return OrderedState(
+            self.session_start_ms,
+            self.session_last_ms,
+            self.session_events,
+            self.session_pages,
+            list(self.session_starts),
+            self.sessions_total,
+            {k: CartLine(v.quantity, v.price) for k, v in self.cart.items()},
+            self.views_since_add,
+            self.affinity_ms,
+            dict(self.categories),
+            dict(self.brands),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": [
+                self.session_start_ms,
+                self.session_last_ms,
+                self.session_events,
+                self.session_pages,
+                self.sessions_total,
+            ],
+            "session_starts": self.session_starts,
+            "cart": {k: [v.quantity, v.price] for k, v in self.cart.items()},
+            "views_since_add": self.views_since_add,
+            "affinity_ms": self.affinity_ms,
+            "categories": self.categories,
+            "brands": self.brands,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> OrderedState:
+        start, last, events, pages, total = doc["session"]
+        return cls(
+            start,
+            last,
+            int(events),
+            int(pages),
+            [int(s) for s in doc["session_starts"]],
+            int(total),
+            {k: CartLine(int(q), float(p)) for k, (q, p) in doc["cart"].items()},
+            int(doc["views_since_add"]),
+            doc["affinity_ms"],
+            {str(k): float(v) for k, v in doc["categories"].items()},
+            {str(k): float(v) for k, v in doc["brands"].items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderedConfig:
+    session_gap_ms: int
+    half_life_ms: int
+    top_k: int
+    max_cart_lines: int
+    max_quantity: int
+
+
+#: How much one event says about interest in its category and brand.
+AFFINITY_WEIGHTS = {
+    "Product Viewed": 1.0,
+    "Product Added": 3.0,
+    "Order Completed": 5.0,
+    "Product Added to Wishlist": 2.0,
+}
+_PAGE_NAMES = frozenset({"page", "screen"})
+
+
+def admit(
+    final: OrderedState,
+    head: OrderedState,
+    pending: list[Moment],
+    moment: Moment,
+    cfg: OrderedConfig,
+) -> OrderedState:
+    """Add a moment to the (sorted) pending list and return the new head.
+
+    In order (the usual case), the head just folds the moment; out of order, the head is rebuilt
+    from the final state and the pending moments, in event order.
+    """
+    in_order = not pending or event_order(moment) >= event_order(pending[-1])
+    bisect.insort(pending, moment, key=event_order)
+    if in_order:
+        fold(head, moment, cfg)
+        return head
+    rebuilt = final.copy()
+    for pending_moment in pending:
+        fold(rebuilt, pending_moment, cfg)
+    return rebuilt
+
+
+def settle(final: OrderedState, pending: list[Moment], before_ms: int, cfg: OrderedConfig) -> None:
+    """Fold (and remove) the pending moments older than ``before_ms``, oldest first.
+
+    The head does not change: it already is ``final`` with every pending moment folded in order.
+    """
+    ready = 0
+    while ready < len(pending) and pending[ready].timestamp_ms < before_ms:
+        fold(final, pending[ready], cfg)
+        ready += 1
+    del pending[:ready]
+
+
+def event_order(moment: Moment) -> tuple[int, int]:
+    """Event time, then message fingerprint: a total order that ignores arrival order."""
+    return moment.timestamp_ms, moment.fingerprint
+
+
+def fold(state: OrderedState, moment: Moment, cfg: OrderedConfig) -> None:
+    """Apply one moment to the state, in event-time order."""
+    _fold_session(state, moment, cfg)
+    _fold_affinity(state, moment, cfg)
+    _fold_cart(state, moment, cfg)
+
+
+def _fold_session(state: OrderedState, moment: Moment, cfg: OrderedConfig) -> None:
+    t = moment.timestamp_ms
+    if state.session_last_ms is None or t - state.session_last_ms > cfg.session_gap_ms:
+        state.session_start_ms, state.session_events, state.session_pages = t, 0, 0
+        state.sessions_total += 1
+        starts = [s for s in state.session_starts if s > t - SESSION_HISTORY_MS]
+        starts.append(t)
+        state.session_starts = starts[-_MAX_SESSION_STARTS:]
+    state.session_last_ms = t
+    state.session_events += 1
+    if moment.name in _PAGE_NAMES:
+        state.session_pages += 1
+
+
+def _fold_affinity(state: OrderedState, moment: Moment, cfg: OrderedConfig) -> None:
+    weight = AFFINITY_WEIGHTS.get(moment.name)
+    if weight is None or (moment.category is None and moment.brand is None):
+        return
+    decay_to(state, moment.timestamp_ms, cfg)
+    for scores, label in ((state.categories, moment.category), (state.brands, moment.brand)):
+        if label is not None:
+            scores[label] = scores.get(label, 0.0) + weight
+            _keep_top(scores, cfg.top_k)
+
+
+def decayed(
+    scores: dict[str, float], since_ms: int | None, now_ms: int, half_life_ms: int
+) -> dict[str, float]:
+    """Scores as of ``now_ms`` (read-only: the state keeps its own time)."""
+    if since_ms is None or now_ms <= since_ms:
+        return dict(scores)
+    factor = math.pow(0.5, (now_ms - since_ms) / half_life_ms)
+    return {label: round(score * factor, 9) for label, score in scores.items()}
+
+
+def decay_to(state: OrderedState, now_ms: int, cfg: OrderedConfig) -> None:
+    """Decay every affinity to ``now_ms`` (exponential, half-life from the config)."""
+    if state.affinity_ms is not None and now_ms > state.affinity_ms:
+        factor = math.pow(0.5, (now_ms - state.affinity_ms) / cfg.half_life_ms)
+        for scores in (state.categories, state.brands):
+            for label in scores:
+                scores[label] = round(scores[label] * factor, 9)
+    state.affinity_ms = now_ms if state.affinity_ms is None else max(state.affinity_ms, now_ms)
+
+
+def _keep_top(scores: dict[str, float], k: int) -> None:
+    while len(scores) > k:
+        # The weakest goes; ties by name so the result does not depend on insertion order.
+        del scores[min(scores, key=lambda label: (scores[label], label))]
+
+
+def _fold_cart(state: OrderedState, moment: Moment, cfg: OrderedConfig) -> None:
+    if moment.name == "Product Viewed":
+        state.views_since_add += 1
+    elif moment.name == "Product Added":
+        _add_to_cart(state, moment, cfg)
+    elif moment.name == "Product Removed":
+        _remove_from_cart(state, moment)
+    elif moment.name == "Order Completed":
+        state.cart.clear()
+        state.views_since_add = 0
+
+
+def _add_to_cart(state: OrderedState, moment: Moment, cfg: OrderedConfig) -> None:
+    if moment.product_id is None or moment.price is None or moment.quantity is None:
+        return
+    state.views_since_add = 0
+    line = state.cart.get(moment.product_id)
+    if line is not None:
+        line.quantity = min(line.quantity + moment.quantity, cfg.max_quantity)
+        line.price = moment.price
+    elif len(state.cart) < cfg.max_cart_lines:
+        state.cart[moment.product_id] = CartLine(moment.quantity, moment.price)
+
+
+def _remove_from_cart(state: OrderedState, moment: Moment) -> None:
+    line = state.cart.get(moment.product_id) if moment.product_id is not None else None
+    if line is None or moment.quantity is None or moment.product_id is None:
+        return
+    line.quantity -= moment.quantity
+    if line.quantity <= 0:
+        del state.cart[moment.product_id]
