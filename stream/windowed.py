@@ -64,6 +64,8 @@ class Plan(NamedTuple):
     by_event: dict[str, tuple[SpecPlan, ...]]
     specs: tuple[SpecPlan, ...]
     ratios: tuple[tuple[str, str, str], ...]
+    #: The smallest bucket size: no expiry cutoff moves until time crosses a multiple of it.
+    tick_ms: int
 
 
 _PLANS: dict[int, tuple[Catalog, Plan]] = {}
@@ -101,7 +103,10 @@ def _compile(catalog: Catalog) -> Plan:
     for event, plan in specs:
         by_event.setdefault(event, []).append(plan)
     ratios = tuple((r.name, r.numerator, r.denominator) for r in catalog.ratios)
-    return Plan({e: tuple(p) for e, p in by_event.items()}, tuple(p for _, p in specs), ratios)
+    tick = min((series.size for _, plan in specs for series in plan.series), default=1)
+    return Plan(
+        {e: tuple(p) for e, p in by_event.items()}, tuple(p for _, p in specs), ratios, tick
+    )
 
 
 def add_event(
@@ -110,11 +115,14 @@ def add_event(
     event_name: str,
     timestamp_ms: int,
     value_of: Callable[[str], Any],
+    now_ms: int | None = None,
 ) -> None:
     """Fold an event into every series whose spec is about ``event_name``.
 
     ``value_of(field)`` gives the (sanitized) property value a spec aggregates, or ``None``
-    when the event has no usable value (the spec then skips the event).
+    when the event has no usable value (the spec then skips the event). A late event whose
+    bucket already left every window of a series (as of ``now_ms``) is not added there, so an
+    expired bucket never comes back (which is what lets :func:`expire` run only per tick).
     """
     for spec in plan_for(catalog).by_event.get(event_name, ()):
         value = value_of(spec.field) if spec.field is not None else None
@@ -123,17 +131,32 @@ def add_event(
         aggregator = spec.aggregator
         series_by_size = state.setdefault(spec.key, {})
         for series in spec.series:
+            start = bucket_start(timestamp_ms, series.size)
+            if now_ms is not None and start < expired_before(
+                now_ms, series.retention_ms, series.size
+            ):
+                continue
             buckets = series_by_size.setdefault(series.size_key, {})
-            bucket = str(bucket_start(timestamp_ms, series.size))
+            bucket = str(start)
             current = buckets.get(bucket)
             buckets[bucket] = aggregator.add(
                 aggregator.initial() if current is None else current, value
             )
 
 
-def expire(state: WindowState, catalog: Catalog, now_ms: int) -> None:
-    """Drop buckets that no window can include any more, and series left empty."""
-    for spec in plan_for(catalog).specs:
+def expire(
+    state: WindowState, catalog: Catalog, now_ms: int, previous_ms: int | None = None
+) -> None:
+    """Drop buckets that no window can include any more, and series left empty.
+
+    Cutoffs only move when time crosses a multiple of the smallest bucket size (the plan's
+    tick), and late events are not added to expired buckets, so when ``previous_ms`` (the time
+    of the last call) lies in the same tick as ``now_ms`` there is nothing to do.
+    """
+    plan = plan_for(catalog)
+    if previous_ms is not None and now_ms // plan.tick_ms == previous_ms // plan.tick_ms:
+        return
+    for spec in plan.specs:
         series_by_size = state.get(spec.key)
         if not series_by_size:
             continue
