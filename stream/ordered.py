@@ -52,9 +52,9 @@ class Moment(NamedTuple):
     quantity: int | None = None
 
 
-@dataclass(slots=True)
-class CartLine:
-    """One product in the cart: quantity and unit price at the time it was added."""
+class CartLine(NamedTuple):
+    """One product in the cart: quantity and unit price at the time it was added (immutable,
+    so copying a cart is copying a dict)."""
 
     quantity: int
     price: float
@@ -84,7 +84,7 @@ class OrderedState:
             self.session_pages,
             list(self.session_starts),
             self.sessions_total,
-            {k: CartLine(v.quantity, v.price) for k, v in self.cart.items()},
+            dict(self.cart),
             self.views_since_add,
             self.affinity_ms,
             dict(self.categories),
@@ -261,8 +261,8 @@ def _add_to_cart(state: OrderedState, moment: Moment, cfg: OrderedConfig) -> Non
     state.views_since_add = 0
     line = state.cart.get(moment.product_id)
     if line is not None:
-        line.quantity = min(line.quantity + moment.quantity, cfg.max_quantity)
-        line.price = moment.price
+        quantity = min(line.quantity + moment.quantity, cfg.max_quantity)
+        state.cart[moment.product_id] = CartLine(quantity, moment.price)
     elif len(state.cart) < cfg.max_cart_lines:
         state.cart[moment.product_id] = CartLine(moment.quantity, moment.price)
 
@@ -271,6 +271,8 @@ def _remove_from_cart(state: OrderedState, moment: Moment) -> None:
     line = state.cart.get(moment.product_id) if moment.product_id is not None else None
     if line is None or moment.quantity is None or moment.product_id is None:
         return
-    line.quantity -= moment.quantity
-    if line.quantity <= 0:
+    left = line.quantity - moment.quantity
+    if left <= 0:
         del state.cart[moment.product_id]
+    else:
+        state.cart[moment.product_id] = CartLine(left, line.price)

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from stream.aggregators import AGGREGATORS, Aggregator
 from stream.catalog import Catalog
-from stream.windows import bucket_size_for, bucket_start, expired_before
+from stream.windows import MINUTE_MS, bucket_size_for, bucket_start, expired_before
 
 __all__ = ["Plan", "WindowState", "add_event", "copy_state", "expire", "plan_for", "read_all"]
 
@@ -64,8 +64,12 @@ class Plan(NamedTuple):
     by_event: dict[str, tuple[SpecPlan, ...]]
     specs: tuple[SpecPlan, ...]
     ratios: tuple[tuple[str, str, str], ...]
-    #: The smallest bucket size: no expiry cutoff moves until time crosses a multiple of it.
+    #: Expiry runs as of the start of the current tick (a minute, or the smallest bucket if
+    #: larger): buckets may outlive their window by up to a tick, which reads never see.
     tick_ms: int
+    #: min(retention - bucket size) over the series: an event newer than ``tick - this`` is in
+    #: a live bucket of every series (its start is past every cutoff), so the check is skipped.
+    slack_ms: int
 
 
 _PLANS: dict[int, tuple[Catalog, Plan]] = {}
@@ -103,9 +107,18 @@ def _compile(catalog: Catalog) -> Plan:
     for event, plan in specs:
         by_event.setdefault(event, []).append(plan)
     ratios = tuple((r.name, r.numerator, r.denominator) for r in catalog.ratios)
-    tick = min((series.size for _, plan in specs for series in plan.series), default=1)
+    smallest = min((series.size for _, plan in specs for series in plan.series), default=1)
+    tick = max(smallest, MINUTE_MS)
+    slack = min(
+        (series.retention_ms - series.size for _, plan in specs for series in plan.series),
+        default=0,
+    )
     return Plan(
-        {e: tuple(p) for e, p in by_event.items()}, tuple(p for _, p in specs), ratios, tick
+        {e: tuple(p) for e, p in by_event.items()},
+        tuple(p for _, p in specs),
+        ratios,
+        tick,
+        slack,
     )
 
 
@@ -124,7 +137,11 @@ def add_event(
     bucket already left every window of a series (as of ``now_ms``) is not added there, so an
     expired bucket never comes back (which is what lets :func:`expire` run only per tick).
     """
-    for spec in plan_for(catalog).by_event.get(event_name, ()):
+    plan = plan_for(catalog)
+    now_tick = None if now_ms is None else bucket_start(now_ms, plan.tick_ms)
+    # The usual case, an event at or near the latest time, cannot be behind any cutoff.
+    recent = now_tick is None or timestamp_ms >= now_tick - plan.slack_ms
+    for spec in plan.by_event.get(event_name, ()):
         value = value_of(spec.field) if spec.field is not None else None
         if spec.field is not None and value is None:
             continue
@@ -132,16 +149,18 @@ def add_event(
         series_by_size = state.setdefault(spec.key, {})
         for series in spec.series:
             start = bucket_start(timestamp_ms, series.size)
-            if now_ms is not None and start < expired_before(
-                now_ms, series.retention_ms, series.size
+            if not recent and start < expired_before(
+                now_tick or 0, series.retention_ms, series.size
             ):
                 continue
-            buckets = series_by_size.setdefault(series.size_key, {})
+            # Copy on write: bucket dicts may be shared with the profile the step was given.
+            buckets = dict(series_by_size.get(series.size_key, ()))
             bucket = str(start)
             current = buckets.get(bucket)
             buckets[bucket] = aggregator.add(
                 aggregator.initial() if current is None else current, value
             )
+            series_by_size[series.size_key] = buckets
 
 
 def expire(
@@ -156,6 +175,7 @@ def expire(
     plan = plan_for(catalog)
     if previous_ms is not None and now_ms // plan.tick_ms == previous_ms // plan.tick_ms:
         return
+    now_ms = bucket_start(now_ms, plan.tick_ms)
     for spec in plan.specs:
         series_by_size = state.get(spec.key)
         if not series_by_size:
@@ -165,10 +185,11 @@ def expire(
             if buckets is None:
                 continue
             oldest = expired_before(now_ms, series.retention_ms, series.size)
-            for bucket in [b for b in buckets if int(b) < oldest]:
-                del buckets[bucket]
-            if not buckets:
+            kept = {b: v for b, v in buckets.items() if int(b) >= oldest}
+            if not kept:
                 del series_by_size[series.size_key]
+            elif len(kept) < len(buckets):
+                series_by_size[series.size_key] = kept  # a new dict: the old may be shared
         if not series_by_size:
             del state[spec.key]
 
@@ -194,8 +215,6 @@ def read_all(state: WindowState, catalog: Catalog, now_ms: int) -> dict[str, flo
 
 
 def copy_state(state: WindowState) -> WindowState:
-    """A copy that shares only immutable leaves (aggregator states are never mutated)."""
-    return {
-        key: {size: dict(buckets) for size, buckets in series.items()}
-        for key, series in state.items()
-    }
+    """A copy whose bucket dicts are shared: :func:`add_event` and :func:`expire` replace a
+    bucket dict instead of changing it (copy on write), and aggregator states are immutable."""
+    return {key: dict(series) for key, series in state.items()}

@@ -162,3 +162,19 @@ def test_expiring_once_per_tick_as_events_arrive_equals_a_full_expiry(
     # Buckets a late event would have re-created are exactly the ones the full expiry drops.
     assert streamed == batch
     assert read_all(streamed, VIEWS, latest) == read_all(_apply(events), VIEWS, latest)
+
+
+def test_a_late_event_just_behind_a_cutoff_does_not_recreate_an_expired_bucket() -> None:
+    """The edge of the in-order fast path: within one bucket of a series' cutoff."""
+    spec = WindowedSpec("Product Viewed", "count", windows_ms=(DAY_MS,))
+    catalog = Catalog((spec,))
+    size = bucket_size_for(DAY_MS)
+    now = T0 + 3 * DAY_MS
+    state: WindowState = {}
+    add_event(state, catalog, "Product Viewed", now, lambda field: None, now)
+    cutoff = expired_before(bucket_start(now, MINUTE_MS), DAY_MS, size)
+    for late in (cutoff - 1, cutoff - size, cutoff - size + 1):
+        add_event(state, catalog, "Product Viewed", late, lambda field: None, now)
+    assert all(int(b) >= cutoff for b in state[spec.key][str(size)])
+    add_event(state, catalog, "Product Viewed", cutoff, lambda field: None, now)
+    assert str(cutoff) in state[spec.key][str(size)]
