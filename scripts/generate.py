@@ -11,16 +11,16 @@ name in its header). Progress goes to stderr; a one-line summary goes to stdout.
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
 from tqdm import tqdm
 
+from scripts.ndjson import Sink, open_sink
 from stream.synthetic import GeneratorConfig, encode_ndjson, generate_events
 
 _CHUNK = 2_000  # lines per write / progress update
@@ -101,24 +101,6 @@ def _tally(events: Iterable[dict[str, Any]], counts: Counter[str]) -> Iterator[d
         yield event
 
 
-class Sink(Protocol):
-    """Anything NDJSON lines can be written to (a binary file, a GzipFile, stdout)."""
-
-    def writelines(self, lines: Iterable[bytes], /) -> None: ...
-
-
-def _open_sink(stack: ExitStack, out: str) -> Sink:
-    if out == "-":
-        return sys.stdout.buffer
-    raw = stack.enter_context(open(out, "wb"))  # noqa: SIM115 - closed by the ExitStack
-    if not out.endswith(".gz"):
-        return raw
-    # filename="" and mtime=0 keep the gzip header, hence the bytes, reproducible
-    gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
-    stack.callback(gz.close)
-    return gz
-
-
 def _summary(counts: Counter[str], config: GeneratorConfig, out: str) -> str:
     total = sum(counts.values())
     parts = ", ".join(f"{name}={n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
@@ -153,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         with ExitStack() as stack, bar:
-            counts = write_ndjson(_open_sink(stack, args.out), events, bar)
+            counts = write_ndjson(open_sink(stack, args.out), events, bar)
     except OSError as exc:
         print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
         return 1

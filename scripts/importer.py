@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
+from scripts.ndjson import open_sink
 from stream.importers import (
     REES46_COLUMNS,
     TAOBAO_COLUMNS,
@@ -123,24 +123,6 @@ def encode_events(events: Iterable[dict[str, Any]]) -> Iterator[bytes]:
         yield orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
 
 
-class Sink(Protocol):
-    """Anything NDJSON lines can be written to (a binary file, a GzipFile, stdout)."""
-
-    def writelines(self, lines: Iterable[bytes], /) -> None: ...
-
-
-def _open_sink(stack: ExitStack, out: str) -> Sink:
-    if out == "-":
-        return sys.stdout.buffer
-    raw = stack.enter_context(open(out, "wb"))  # noqa: SIM115 - closed by the ExitStack
-    if not out.endswith(".gz"):
-        return raw
-    # filename="" and mtime=0 keep the gzip header, hence the bytes, reproducible
-    gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
-    stack.callback(gz.close)
-    return gz
-
-
 def _summary(stats: ImportStats, out: str) -> str:
     total = sum(stats.events.values())
     by_name = ", ".join(f"{name}={n}" for name, n in stats.events.most_common())
@@ -173,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         events = import_file(args.format, args.input, not args.no_sort, stats)
         with ExitStack() as stack:
-            _open_sink(stack, args.out).writelines(encode_events(events))
+            open_sink(stack, args.out).writelines(encode_events(events))
     except FormatError as exc:
         return _fail(f"{args.input}: {exc}", args.out)
     except OSError as exc:
