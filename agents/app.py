@@ -32,11 +32,13 @@ from faust.streams import _current_event
 from faust.types import EventT, StreamT
 
 from agents.batch import BatchResult, RawRecord, process_records
+from agents.eviction import IdleSweeper
 from agents.guard import handle_or_exit
 from agents.names import Names
 from agents.settings import Settings
 from agents.transport import register as register_transport
 from stream import SourcePosition, StepConfig
+from stream.watermark import PartitionWatermark
 
 __all__ = ["Clock", "WorkerStats", "create_app", "wall_clock_ms"]
 
@@ -86,6 +88,13 @@ def create_app(
     )
     stats = WorkerStats()
     app.stats = stats  # type: ignore[attr-defined]
+    watermarks: dict[int, PartitionWatermark] = defaultdict(
+        lambda: PartitionWatermark(settings.watermark_sample)
+    )
+    app.watermarks = watermarks  # type: ignore[attr-defined]
+    sweeper = IdleSweeper(
+        step_config.features, settings.eviction_budget, settings.eviction_every_ms
+    )
 
     async def handle(batch: Sequence[EventT[bytes]]) -> None:
         results = [
@@ -94,9 +103,15 @@ def create_app(
         ]
         await _send_outputs(results, app.producer, names, clock)
         for first, result in results:
+            partition = first.message.partition
+            watermark = watermarks[partition].observe(result.event_times)
             with _in_partition_of(first):
                 for key, value in result.profile_bytes().items():
                     profiles[key.encode()] = value
+                if settings.eviction_budget:
+                    looked, evicted = sweeper.sweep(profiles, partition, watermark)
+                    result.counters["eviction:looked"] += looked
+                    result.counters["eviction:evicted"] += evicted
             stats.add(result.counters)
 
     @app.agent(events, name="process-events")

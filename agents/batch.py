@@ -4,6 +4,10 @@ The agent hands over the records of one source partition and a way to read store
 module decodes, steps and collects what to send and what to store: at most one profile value per
 user, however many of their events the batch holds. Nothing here raises on bad input: a record
 that cannot be decoded, or whose step fails, becomes a dead letter.
+
+The step updates a profile in place. If it raises halfway, the profile may be half-updated, so
+the user's profile is rebuilt: restored from its stored bytes and stepped again through the
+events of this batch that had succeeded (the step is deterministic, so they succeed again).
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ class BatchResult:
     deadletters: list[DeadLetter] = field(default_factory=list)
     profiles: dict[str, Profile] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
+    #: Event time of every decoded event, for the partition's watermark.
+    event_times: list[int] = field(default_factory=list)
+    #: The events applied to each user's profile in this batch, to rebuild it after a failure.
+    applied: dict[str, list[Event]] = field(default_factory=dict)
 
     def profile_bytes(self) -> dict[str, bytes]:
         """Each changed profile serialized once."""
@@ -62,21 +70,30 @@ def process_records(
         result.counters["events_in"] += 1
         try:
             _process_one(result, record, load, config)
-        except Exception as exc:
+        except StepFailed as failed:
             # Bad state, or a bug a hostile input reached: park this event with its reason and
             # keep the batch (and every other user's events) going.
-            message = f"{type(exc).__name__}: {exc}"
-            _dead_letter(
-                result,
-                DeadLetter.of(
-                    DeadLetterReason.PROCESSING_ERROR,
-                    message,
-                    record.value,
-                    record.source,
-                    record.key,
-                ),
-            )
+            _rebuild(result, failed.user_key, load, config)
+            _reject(result, record, failed.__cause__ or failed)
+        except Exception as exc:  # decoding itself failed: no profile was touched
+            _reject(result, record, exc)
     return result
+
+
+class StepFailed(Exception):
+    """The step raised for this user's event (the cause is chained)."""
+
+    def __init__(self, user_key: str) -> None:
+        super().__init__(user_key)
+        self.user_key = user_key
+
+
+def _reject(result: BatchResult, record: RawRecord, exc: BaseException) -> None:
+    message = f"{type(exc).__name__}: {exc}"
+    letter = DeadLetter.of(
+        DeadLetterReason.PROCESSING_ERROR, message, record.value, record.source, record.key
+    )
+    _dead_letter(result, letter)
 
 
 def _process_one(
@@ -90,14 +107,19 @@ def _process_one(
         # Partitioned by another key than its profile's: counted, because one user's events
         # could then be split across partitions (and so across two profiles).
         result.counters["note:key_mismatch"] += 1
+    result.event_times.append(decoded.timestamp_ms)
     _step_one(result, decoded, load, config)
 
 
 def _step_one(result: BatchResult, event: Event, load: ProfileLoader, config: StepConfig) -> None:
     profile = _current_profile(result, event.user_key, load)
-    updated, outputs = step(profile, event, config)
+    try:
+        updated, outputs = step(profile, event, config)
+    except Exception as exc:
+        raise StepFailed(event.user_key) from exc
     # Stored even when the step skipped the event: see "A skipped record" in agents.app.
     result.profiles[event.user_key] = updated
+    result.applied.setdefault(event.user_key, []).append(event)
     result.decisions.extend(outputs.decisions)
     result.counters["decisions_out"] += len(outputs.decisions)
     if outputs.skipped:
@@ -112,6 +134,17 @@ def _current_profile(result: BatchResult, user_key: str, load: ProfileLoader) ->
         return cached
     stored = load(user_key)
     return None if stored is None else Profile.from_bytes(stored)
+
+
+def _rebuild(result: BatchResult, user_key: str, load: ProfileLoader, config: StepConfig) -> None:
+    stored = load(user_key)
+    profile = None if stored is None else Profile.from_bytes(stored)
+    for event in result.applied.get(user_key, ()):
+        profile, _ = step(profile, event, config)
+    if profile is None:
+        result.profiles.pop(user_key, None)
+    else:
+        result.profiles[user_key] = profile
 
 
 def _dead_letter(result: BatchResult, letter: DeadLetter) -> None:

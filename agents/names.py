@@ -42,8 +42,12 @@ class Names:
 
     @property
     def profiles_table(self) -> str:
-        """The profiles table (one ``profile.v1`` value per user)."""
-        return "profiles-v1"
+        """The profiles table (one ``profile.v3`` value per user).
+
+        Its version follows the profile schema's: a worker of a new schema starts from a new
+        table (rebuilt from the events it replays) instead of failing on every stored profile.
+        """
+        return "profiles-v3"
 
     @property
     def profiles_changelog(self) -> str:

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     web_enabled: bool = False
     web_port: int = Field(default=6066, ge=1, le=65535)
     log_level: str = "warning"
+    #: Idle profiles (stream.eviction): profiles looked at per micro-batch, and event time the
+    #: partition watermark must move before a new pass over a partition starts.
+    eviction_budget: int = Field(default=100, ge=0)
+    eviction_every_ms: int = Field(default=3_600_000, ge=1)
+    #: Event times in each partition's watermark sample (stream.watermark).
+    watermark_sample: int = Field(default=101, ge=1)
     #: uvloop roughly halves the event-loop overhead that dominates a Faust worker's CPU time.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 

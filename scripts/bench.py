@@ -6,6 +6,9 @@
 Pure step: decode + step + serialize the decision, over a generated log, in this process
 (one core); the median of ``--repeats`` runs.
 
+State size: bytes per stored profile after a week of heavy activity (``--state-sessions``
+sessions per user per day, about 200 events a day each), as written to the profiles table.
+
 End to end (broker, one worker and this load driver share the machine's cores):
 
 * peak: send ``--peak-events`` as fast as possible; sustained events/s is events divided by the
@@ -26,13 +29,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from scripts.kafkaio import new_producer
 from scripts.load import Prepared, prepare, send_paced
 from scripts.pipeline import DecisionWatcher, LocalPipeline
 from scripts.procs import exit_on_termination_signals
 from scripts.stats import median, percentile
 from stream import Decision, StepConfig
-from stream.replay import replay_outputs
+from stream.replay import replay, replay_outputs
 from stream.synthetic import GeneratorConfig, generate_events
 
 __all__ = ["bench_pure_step", "main"]
@@ -56,6 +61,26 @@ def bench_pure_step(events: int, users: int, repeats: int) -> dict[str, Any]:
         "events": len(lines),
         "runs_events_per_s": [round(r) for r in rates],
         "median_events_per_s": round(median(rates)),
+    }
+
+
+def bench_state_size(users: int, days: float, sessions_per_day: float) -> dict[str, Any]:
+    """Bytes per stored profile after ``days`` of heavy activity (``sessions_per_day`` each)."""
+    config = GeneratorConfig(
+        seed=5, users=users, days=days, sessions_per_user_per_day=sessions_per_day
+    )
+    lines = [orjson.dumps(event) for event in generate_events(config)]
+    result = replay(lines, StepConfig())
+    sizes = sorted(len(profile.to_bytes()) for profile in result.profiles.values())
+    return {
+        "users": len(sizes),
+        "days": days,
+        "events_per_user": round(len(lines) / max(1, len(sizes))),
+        "bytes_per_user": {
+            "p50": round(percentile(sizes, 50)),
+            "p99": round(percentile(sizes, 99)),
+            "max": sizes[-1] if sizes else 0,
+        },
     }
 
 
@@ -127,6 +152,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=2, help="workers in the consumer group (2: one per core)"
     )
+    parser.add_argument("--state-users", type=int, default=40, help="users in the state-size run")
+    parser.add_argument(
+        "--state-sessions", type=float, default=12.0, help="sessions per user per day (heavy)"
+    )
     parser.add_argument("--skip-e2e", action="store_true", help="only the pure step")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
@@ -143,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         f"pure step: {report['pure_step']['median_events_per_s']:,} events/s on one core",
         file=sys.stderr,
     )
+    report["state_size"] = bench_state_size(args.state_users, 7.0, args.state_sessions)
+    print(f"state after a heavy week: {report['state_size']}", file=sys.stderr)
     if not args.skip_e2e:
         report["end_to_end"] = bench_end_to_end(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,18 @@
-"""Golden replays: the decisions of the real samples, pinned byte for byte.
+"""Golden replays: the decisions and feature vectors of the real samples, pinned byte for byte.
 
     python -m scripts.golden --check    # exit 1, with the first differing line, on a mismatch
-    python -m scripts.golden --update   # rewrite tests/golden/*.decisions.ndjson
+    python -m scripts.golden --update   # rewrite tests/golden/*.{decisions,features}.ndjson.gz
 
 Each sample (``/work/shared/data``, i.e. ``../shared/data`` from the repository) is imported as
-``scripts.importer`` does by default (sorted by event time), replayed offline with the default
-:class:`~stream.config.StepConfig`, and every decision written in canonical form (no
-``processing`` block), one per line. A change in features or policy changes these files on
-purpose: review the diff, then ``--update``.
+``scripts.importer`` does by default (sorted by event time) and replayed offline with the
+default :class:`~stream.config.StepConfig`. Two files per sample:
+
+* ``decisions``: every decision in canonical form (no ``processing`` block), one per line;
+* ``features``: every user's final feature vector (all features, as of the user's latest event),
+  one user per line in key order, keys sorted.
+
+A change in features or policy changes these files on purpose: review the diff, then
+``--update``.
 
 Exit codes: 0 match (or updated); 1 mismatch or missing golden file; 2 sample data not found.
 """
@@ -21,14 +26,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from scripts.importer import encode_events, read_rees46, read_taobao
 from stream.config import StepConfig
+from stream.features import feature_vector
 from stream.importers import sort_by_time
 from stream.replay import replay
 
 __all__ = [
     "DATA_DIR",
     "GOLDEN_DIR",
+    "KINDS",
     "SAMPLES",
     "first_difference",
     "golden_bytes",
@@ -50,12 +59,27 @@ _SHOWN = 160  # characters of each differing line in a report
 _CONTEXT = 60  # of which this many before the first differing character
 
 
-def golden_bytes(name: str, data_dir: Path = DATA_DIR) -> bytes:
-    """The canonical decisions of one sample's replay, one per line (what the golden file holds)."""
+#: What each sample's golden files pin.
+KINDS = ("decisions", "features")
+
+
+def golden_bytes(name: str, data_dir: Path = DATA_DIR) -> dict[str, bytes]:
+    """What the golden files of one sample hold, by kind, from one replay."""
     relative, read = SAMPLES[name]
     events = sort_by_time(read(data_dir / relative))
-    result = replay((line.rstrip(b"\n") for line in encode_events(events)), StepConfig())
-    return b"".join(decision.to_bytes() + b"\n" for decision in result.decisions)
+    config = StepConfig()
+    result = replay((line.rstrip(b"\n") for line in encode_events(events)), config)
+    features = (
+        orjson.dumps(
+            {"user": key, "features": dict(feature_vector(result.profiles[key], config))},
+            option=orjson.OPT_SORT_KEYS,
+        )
+        for key in sorted(result.profiles)
+    )
+    return {
+        "decisions": b"".join(decision.to_bytes() + b"\n" for decision in result.decisions),
+        "features": b"".join(line + b"\n" for line in features),
+    }
 
 
 def first_difference(expected: bytes, actual: bytes) -> str | None:
@@ -99,9 +123,9 @@ def _window(text: str, column: int) -> str:
     return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
 
 
-def golden_path(name: str, golden_dir: Path = GOLDEN_DIR) -> Path:
-    """Where the golden decisions of one sample live (gzip: ~15x smaller in the repository)."""
-    return golden_dir / f"{name}.decisions.ndjson.gz"
+def golden_path(name: str, golden_dir: Path = GOLDEN_DIR, kind: str = "decisions") -> Path:
+    """Where one golden file of a sample lives (gzip: ~15x smaller in the repository)."""
+    return golden_dir / f"{name}.{kind}.ndjson.gz"
 
 
 def read_golden(path: Path) -> bytes:
@@ -118,14 +142,16 @@ def check(data_dir: Path, golden_dir: Path) -> int:
     """Compare every sample's replay with its golden file; print a report; return the status."""
     status = 0
     for name in SAMPLES:
-        path = golden_path(name, golden_dir)
-        if not path.is_file():
-            print(f"{name}: {path} is missing (run --update)")
-            status = 1
-            continue
-        difference = first_difference(read_golden(path), golden_bytes(name, data_dir))
-        print(f"{name}: {'ok' if difference is None else 'MISMATCH ' + difference}")
-        status = status or int(difference is not None)
+        replayed = golden_bytes(name, data_dir)
+        for kind in KINDS:
+            path = golden_path(name, golden_dir, kind)
+            if not path.is_file():
+                print(f"{name} {kind}: {path} is missing (run --update)")
+                status = 1
+                continue
+            difference = first_difference(read_golden(path), replayed[kind])
+            print(f"{name} {kind}: {'ok' if difference is None else 'MISMATCH ' + difference}")
+            status = status or int(difference is not None)
     return status
 
 
@@ -133,10 +159,11 @@ def update(data_dir: Path, golden_dir: Path) -> int:
     """Rewrite every golden file from a fresh replay."""
     golden_dir.mkdir(parents=True, exist_ok=True)
     for name in SAMPLES:
-        content = golden_bytes(name, data_dir)
-        path = golden_path(name, golden_dir)
-        write_golden(path, content)
-        print(f"{name}: wrote {len(content.splitlines())} decisions to {path}")
+        replayed = golden_bytes(name, data_dir)
+        for kind in KINDS:
+            path = golden_path(name, golden_dir, kind)
+            write_golden(path, replayed[kind])
+            print(f"{name} {kind}: wrote {len(replayed[kind].splitlines())} lines to {path}")
     return 0
 
 

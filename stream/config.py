@@ -4,29 +4,66 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stream.catalog import DEFAULT_CATALOG, Catalog
 from stream.exceptions import ConfigError
+from stream.windows import DAY_MS, MINUTE_MS
 
-__all__ = ["PolicyConfig", "StepConfig"]
+__all__ = ["FeatureConfig", "PolicyConfig", "StepConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureConfig:
+    """Which features, and the time rules they follow (all durations in event-time ms)."""
+
+    catalog: Catalog = DEFAULT_CATALOG
+    #: Inactivity that ends a session (Segment and most analytics tools use 30 minutes).
+    session_gap_ms: int = 30 * MINUTE_MS
+    #: How late (behind the user's latest event) an event may arrive and still be placed in
+    #: order; later ones are "late" (see stream.ordered).
+    grace_ms: int = 2 * MINUTE_MS
+    affinity_half_life_ms: int = 7 * DAY_MS
+    affinity_top_k: int = 10
+    #: A user idle longer than this (event time) starts again from a fresh profile, and the
+    #: adapter may delete idle profiles once its partition's watermark is this far past them
+    #: (plus ``eviction_margin_ms``); see stream.eviction.
+    idle_horizon_ms: int = 30 * DAY_MS
+    #: Extra event time the partition watermark must be past an idle profile before the adapter
+    #: deletes it: only an event this much behind the watermark could still tell the difference.
+    eviction_margin_ms: int = DAY_MS
+
+    def __post_init__(self) -> None:
+        for name in (
+            "session_gap_ms",
+            "affinity_half_life_ms",
+            "affinity_top_k",
+            "idle_horizon_ms",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1")
+        if self.grace_ms < 0 or self.eviction_margin_ms < 0:
+            raise ConfigError("grace_ms and eviction_margin_ms must be >= 0")
+        if self.idle_horizon_ms <= 7 * DAY_MS:
+            # Shorter would wipe the 7-day windows and session history of a weekly visitor.
+            raise ConfigError("idle_horizon_ms must be longer than the 7-day features")
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
     """Thresholds of the rule-based default policy (see :mod:`stream.policy`)."""
 
-    version: str = "rules-v1"
+    version: str = "rules-v2"
     discount_min_cart_value: float = 50.0
     discount_min_views_since_add: int = 3
     signup_min_page_views: int = 5
-    recommend_min_category_views: int = 3
+    #: Decayed category affinity (a view counts 1, an add 3, an order 5) to recommend it.
+    recommend_min_affinity: float = 3.0
 
     def __post_init__(self) -> None:
         if self.discount_min_cart_value < 0:
             raise ConfigError("discount_min_cart_value must be >= 0")
-        for name in (
-            "discount_min_views_since_add",
-            "signup_min_page_views",
-            "recommend_min_category_views",
-        ):
+        if self.recommend_min_affinity <= 0:
+            raise ConfigError("recommend_min_affinity must be > 0")
+        for name in ("discount_min_views_since_add", "signup_min_page_views"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
 
@@ -35,24 +72,18 @@ class PolicyConfig:
 class StepConfig:
     """Everything the step's behaviour depends on, besides the profile and the event."""
 
-    feature_version: str = "features-v1"
+    feature_version: str = "features-v2"
+    features: FeatureConfig = FeatureConfig()
     policy: PolicyConfig = PolicyConfig()
     #: How many recent message ids each profile remembers to apply duplicates once.
     dedupe_window: int = 64
     max_cart_lines: int = 50
-    max_categories: int = 20
     max_price: float = 1_000_000.0
     max_quantity: int = 1000
     max_text_length: int = 100
 
     def __post_init__(self) -> None:
-        for name in (
-            "dedupe_window",
-            "max_cart_lines",
-            "max_categories",
-            "max_quantity",
-            "max_text_length",
-        ):
+        for name in ("dedupe_window", "max_cart_lines", "max_quantity", "max_text_length"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
         if not self.max_price > 0:

@@ -1,21 +1,50 @@
-"""First per-user features: counts by event name, first/last seen, cart and category views.
+"""Per-user behavioural features: folding an event in, and reading the feature vector out.
 
-:func:`apply_event` folds one event into a profile the step owns (a copy). It returns notes for
-every value it refused, so the adapter can count them. Counting is bounded: track events outside
-:data:`COUNTED_EVENTS` are counted together under ``"track:other"`` so a client cannot grow state
-by inventing event names.
+:func:`apply_event` folds one event into a profile the step owns (in place) and returns notes for
+every value it refused or rule it applied (sanitized values, late events), so the adapter can
+count them. :func:`feature_vector` reads every feature as of the user's latest event time:
+
+* lifetime: counts by event name (bounded: unknown track names count as ``track:other``),
+  orders and revenue, first/last seen;
+* windows: the catalog's aggregates (:mod:`stream.catalog`, :mod:`stream.windowed`);
+* recency: time since the last view, add to cart, checkout and order;
+* sessions, cart, decayed category/brand affinities (:mod:`stream.ordered`);
+* context: device, OS, locale, country, channel, local hour and weekday (:mod:`stream.context`).
+
+Time rules: everything is event time. An event older than the user's latest event by more than
+the grace period is *late*: counted (``note:late_event``), applied to order-free state only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from stream.config import StepConfig
-from stream.events import Event
-from stream.profile import CartLine, Profile
+from stream.context import Context, read_context
+from stream.events import Event, message_fingerprint
+from stream.ordered import (
+    Moment,
+    OrderedConfig,
+    OrderedState,
+    admit,
+    decayed,
+    rebuild_head,
+    settle,
+)
+from stream.profile import Profile
 from stream.sanitize import clean_id, clean_price, clean_quantity, clean_text
+from stream.windowed import add_event as add_to_windows
+from stream.windowed import read_all
 
-__all__ = ["COUNTED_EVENTS", "OTHER_TRACK", "apply_event", "count_key"]
+__all__ = [
+    "COUNTED_EVENTS",
+    "OTHER_TRACK",
+    "RECENCY_EVENTS",
+    "apply_event",
+    "count_key",
+    "feature_vector",
+]
 
 #: Segment e-commerce spec events counted under their own name.
 COUNTED_EVENTS = frozenset(
@@ -26,6 +55,7 @@ COUNTED_EVENTS = frozenset(
         "Product Clicked",
         "Product Added",
         "Product Removed",
+        "Product Added to Wishlist",
         "Cart Viewed",
         "Checkout Started",
         "Order Completed",
@@ -35,6 +65,11 @@ COUNTED_EVENTS = frozenset(
     }
 )
 OTHER_TRACK = "track:other"
+#: Events whose last occurrence is a recency feature.
+RECENCY_EVENTS = ("Product Viewed", "Product Added", "Checkout Started", "Order Completed")
+_NUMERIC_FIELDS = frozenset({"price", "revenue"})
+
+FeatureVector = dict[str, Any]
 
 
 def count_key(event: Event) -> str:
@@ -49,17 +84,130 @@ def count_key(event: Event) -> str:
     return OTHER_TRACK
 
 
-def apply_event(profile: Profile, event: Event, config: StepConfig) -> list[str]:
-    """Fold ``event`` into ``profile`` in place; return notes about refused values."""
+def apply_event(
+    profile: Profile, event: Event, config: StepConfig, fingerprint: int | None = None
+) -> list[str]:
+    """Fold ``event`` into ``profile`` in place; return notes about refused values and rules.
+
+    ``fingerprint`` is the event's :func:`~stream.events.message_fingerprint` when the caller
+    already has it.
+    """
     notes: list[str] = []
+    t = event.timestamp_ms
+    previous_latest = profile.last_seen_ms
+    late = previous_latest is not None and t < previous_latest - config.features.grace_ms
+    ordered = _ordered(config)
+    props = CleanProperties(event.properties, config, notes)
+    if fingerprint is None:
+        fingerprint = message_fingerprint(event.message_id)
     _apply_identity(profile, event)
-    key = count_key(event)
-    profile.counts[key] = profile.counts.get(key, 0) + 1
-    _apply_times(profile, event.timestamp_ms)
-    handler = _HANDLERS.get(event.name) if event.type == "track" else None
-    if handler is not None:
-        handler(profile, event.properties, config, notes)
+    _apply_lifetime(profile, event, props)
+    _apply_windows(profile, event, config, props)
+    _apply_context(profile, event, fingerprint)
+    if late:
+        profile.late_events += 1
+        notes.append("late_event")
+    else:
+        profile.head = admit(
+            profile.final,
+            profile.head,
+            profile.pending,
+            _moment(event, fingerprint, props),
+            ordered,
+        )
+    latest = profile.last_seen_ms or t
+    settle(profile.final, profile.pending, latest - config.features.grace_ms, ordered)
     return notes
+
+
+def feature_vector(profile: Profile, config: StepConfig) -> FeatureView:
+    """Every feature, as of the user's latest event time (computed group by group on access)."""
+    return FeatureView(profile, config)
+
+
+class FeatureView(Mapping[str, Any]):
+    """The feature vector of one profile, read lazily: a group of features (windows, lifetime,
+    recency, sessions/cart/affinities, context) is computed the first time one of its features
+    is read. The policy reads a handful of features per event; computing all of them for every
+    event cost more than the rest of the step.
+    """
+
+    def __init__(self, profile: Profile, config: StepConfig) -> None:
+        self._profile, self._config = profile, config
+        self._now = profile.last_seen_ms or 0
+        self._values: dict[str, Any] = {}
+        self._done: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        values = self._values
+        if name not in values:
+            self._compute(_GROUP_OF.get(name, "windows"))  # unknown names: KeyError below
+        return values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        for group in _COMPUTE:
+            self._compute(group)
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def _compute(self, group: str) -> None:
+        if group not in self._done:
+            self._done.add(group)
+            self._values.update(_COMPUTE[group](self._profile, self._config, self._now))
+
+
+Group = Callable[[Profile, StepConfig, int], FeatureVector]
+
+
+def _window_features(p: Profile, c: StepConfig, now: int) -> FeatureVector:
+    return read_all(p.windows, c.features.catalog)
+
+
+def _context_group(p: Profile, c: StepConfig, now: int) -> FeatureVector:
+    return _context_features(p)
+
+
+#: Each group of features and how to compute it; the view computes a group on first access.
+_COMPUTE: dict[str, Group] = {
+    "windows": _window_features,
+    "lifetime": lambda p, c, now: _lifetime_features(p),
+    "recency": lambda p, c, now: _recency_features(p, now),
+    "sessions": lambda p, c, now: _session_features(_head(p, c), c, now),
+    "cart": lambda p, c, now: _cart_features(_head(p, c)),
+    "top_affinity": lambda p, c, now: _top_affinity_features(_head(p, c), c, now),
+    "affinities": lambda p, c, now: _affinity_features(_head(p, c), c, now),
+    "context": _context_group,
+}
+_MEMBERS = {
+    "lifetime": (
+        "events_total",
+        "views_total",
+        "orders_total",
+        "revenue_total",
+        "known_user",
+        "late_events",
+        "tenure_ms",
+    ),
+    "recency": tuple(f"ms_since_{name.lower().replace(' ', '_')}" for name in RECENCY_EVENTS),
+    "sessions": (
+        "session_events",
+        "session_pages",
+        "session_length_ms",
+        "ms_since_session_start",
+        "session_open",
+        "sessions_7d",
+        "sessions_total",
+        "returning_visitor",
+    ),
+    "cart": ("cart_lines", "cart_items", "cart_value", "views_since_add"),
+    "top_affinity": ("top_category", "top_category_affinity", "top_brand"),
+    "affinities": ("category_affinities",),
+    "context": tuple(f"context_{name}" for name in Context._fields),
+}
+#: Feature name -> its group (window features are the default).
+_GROUP_OF = {name: group for group, names in _MEMBERS.items() for name in names}
 
 
 def _apply_identity(profile: Profile, event: Event) -> None:
@@ -69,89 +217,236 @@ def _apply_identity(profile: Profile, event: Event) -> None:
         profile.anonymous_id = event.anonymous_id
 
 
-def _apply_times(profile: Profile, timestamp_ms: int) -> None:
+def _apply_lifetime(profile: Profile, event: Event, props: CleanProperties) -> None:
+    key = count_key(event)
+    profile.counts[key] = profile.counts.get(key, 0) + 1
+    t = event.timestamp_ms
     # Min/max rather than "latest write wins": the result must not depend on arrival order.
-    if profile.first_seen_ms is None or timestamp_ms < profile.first_seen_ms:
-        profile.first_seen_ms = timestamp_ms
-    if profile.last_seen_ms is None or timestamp_ms > profile.last_seen_ms:
-        profile.last_seen_ms = timestamp_ms
+    profile.first_seen_ms = t if profile.first_seen_ms is None else min(profile.first_seen_ms, t)
+    profile.last_seen_ms = t if profile.last_seen_ms is None else max(profile.last_seen_ms, t)
+    if event.name in RECENCY_EVENTS:
+        profile.last_event_ms[event.name] = max(profile.last_event_ms.get(event.name, t), t)
+    if event.name == "Order Completed":
+        revenue = props.get("revenue")
+        profile.revenue_total = round(profile.revenue_total + (revenue or 0.0), 6)
 
 
-def _on_product_viewed(
-    profile: Profile, props: dict[str, Any], config: StepConfig, notes: list[str]
+def _apply_windows(
+    profile: Profile, event: Event, config: StepConfig, props: CleanProperties
 ) -> None:
-    profile.views_since_add += 1
-    category = clean_text(props.get("category"), config.max_text_length)
-    if category is None:
-        if "category" in props:
-            notes.append("sanitized:category")
-        return
-    views = profile.category_views
-    views[category] = views.get(category, 0) + 1
-    if len(views) > config.max_categories:
-        # Evict the least viewed; ties by name so the result is deterministic.
-        victim = min(views, key=lambda name: (views[name], name))
-        del views[victim]
+    add_to_windows(
+        profile.windows, config.features.catalog, event.name, event.timestamp_ms, props.get
+    )
 
 
-def _on_product_added(
-    profile: Profile, props: dict[str, Any], config: StepConfig, notes: list[str]
-) -> None:
-    product = _product_id(props, config, notes)
-    price = clean_price(props.get("price"), config.max_price)
-    quantity = clean_quantity(props.get("quantity"), config.max_quantity)
-    if price is None:
-        notes.append("sanitized:price")
-    if quantity is None:
-        notes.append("sanitized:quantity")
-    if product is None or price is None or quantity is None:
-        return
-    profile.views_since_add = 0
-    line = profile.cart.get(product)
-    if line is None:
-        if len(profile.cart) >= config.max_cart_lines:
-            notes.append("cart_full")
-            return
-        profile.cart[product] = CartLine(quantity, price)
-    else:
-        line.quantity = min(line.quantity + quantity, config.max_quantity)
-        line.price = price
+def _apply_context(profile: Profile, event: Event, fingerprint: int) -> None:
+    # Keep the (bounded) raw fields of the latest event's context, by event time and then
+    # fingerprint, so the kept context does not depend on arrival order; normalizing waits
+    # until a context feature is read.
+    order = (event.timestamp_ms, fingerprint)
+    if profile.context_ms is None or order > (profile.context_ms, profile.context_fingerprint):
+        profile.context = _context_subset(event.context)
+        profile.context_ms, profile.context_fingerprint = order
 
 
-def _on_product_removed(
-    profile: Profile, props: dict[str, Any], config: StepConfig, notes: list[str]
-) -> None:
-    product = _product_id(props, config, notes)
-    line = profile.cart.get(product) if product is not None else None
-    if line is None or product is None:
-        return
-    quantity = clean_quantity(props.get("quantity"), config.max_quantity)
-    if quantity is None:
-        notes.append("sanitized:quantity")
-        return
-    line.quantity -= quantity
-    if line.quantity <= 0:
-        del profile.cart[product]
+def _context_subset(context: dict[str, Any]) -> dict[str, Any]:
+    subset: dict[str, Any] = {}
+    for key, inner in _CONTEXT_FIELDS:
+        value = context.get(key)
+        if inner is not None:
+            value = value.get(inner) if isinstance(value, dict) else None
+            if value is not None:
+                subset.setdefault(key, {})[inner] = value if isinstance(value, str) else None
+        elif isinstance(value, str):
+            subset[key] = value[:64]
+        elif isinstance(value, dict):
+            subset[key] = {}  # presence matters (app / page tell the channel)
+    return subset
 
 
-def _on_order_completed(
-    profile: Profile, props: dict[str, Any], config: StepConfig, notes: list[str]
-) -> None:
-    profile.cart.clear()
-    profile.views_since_add = 0
+_CONTEXT_FIELDS = (
+    ("device", "type"),
+    ("os", "name"),
+    ("locale", None),
+    ("timezone", None),
+    ("location", "country"),
+    ("library", "name"),
+    ("app", None),
+    ("page", None),
+)
 
 
-def _product_id(props: dict[str, Any], config: StepConfig, notes: list[str]) -> str | None:
-    raw = props.get("product_id", props.get("sku"))
-    product = clean_id(raw, config.max_text_length)
-    if product is None:
-        notes.append("sanitized:product_id")
-    return product
+class CleanProperties:
+    """An event's properties, each sanitized on first use and at most once, so a refused value
+    is noted (``sanitized:<field>``) once per event however many features read it.
+
+    Rules (stream.sanitize): prices and revenue finite, >= 0 and <= ``max_price``, rounded to
+    cents; quantities whole, 1..``max_quantity`` (absent means 1); labels (category, brand)
+    trimmed, lower-cased, 1..``max_text_length`` characters; product ids (``product_id``, else
+    ``sku``) text or integers up to ``max_text_length``. Absent is not refused: it is ``None``.
+    """
+
+    __slots__ = ("_config", "_notes", "_props", "_values")
+
+    def __init__(self, props: dict[str, Any], config: StepConfig, notes: list[str]) -> None:
+        self._props, self._config, self._notes = props, config, notes
+        self._values: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        values = self._values
+        if name not in values:
+            values[name] = self._clean(name)
+        return values[name]
+
+    def _clean(self, name: str) -> Any:
+        props, config = self._props, self._config
+        if name == "quantity":
+            value: Any = clean_quantity(props.get("quantity"), config.max_quantity)
+            refused = value is None
+        else:
+            if name == "revenue" and "revenue" not in props:
+                name = "total"  # Segment's Order Completed may carry total without revenue
+            elif name == "product_id" and "product_id" not in props:
+                name = "sku"
+            raw = props.get(name)
+            if raw is None:
+                return None
+            if name in _NUMERIC_FIELDS or name == "total":
+                value = clean_price(raw, config.max_price)
+            elif name in ("product_id", "sku"):
+                value = clean_id(raw, config.max_text_length)
+            else:
+                value = clean_text(raw, config.max_text_length)
+            refused = value is None
+        if refused:
+            self._notes.append(f"sanitized:{name}")
+        return value
 
 
-_HANDLERS = {
-    "Product Viewed": _on_product_viewed,
-    "Product Added": _on_product_added,
-    "Product Removed": _on_product_removed,
-    "Order Completed": _on_order_completed,
-}
+_CART_CHANGES = frozenset({"Product Added", "Product Removed"})
+
+
+def _moment(event: Event, fingerprint: int, props: CleanProperties) -> Moment:
+    if event.type != "track":
+        return Moment(event.timestamp_ms, fingerprint, event.name)
+    return Moment(
+        event.timestamp_ms,
+        fingerprint,
+        event.name,
+        props.get("product_id"),
+        props.get("category"),
+        props.get("brand"),
+        props.get("price"),
+        props.get("quantity") if event.name in _CART_CHANGES else None,
+    )
+
+
+_ORDERED_CONFIGS: dict[int, tuple[StepConfig, OrderedConfig]] = {}
+
+
+def _ordered(config: StepConfig) -> OrderedConfig:
+    """The ordered-state settings of ``config``, built once per config object (kept alive with
+    it, so its id is not reused while cached)."""
+    cached = _ORDERED_CONFIGS.get(id(config))
+    if cached is None:
+        f = config.features
+        ordered = OrderedConfig(
+            f.session_gap_ms,
+            f.affinity_half_life_ms,
+            f.affinity_top_k,
+            config.max_cart_lines,
+            config.max_quantity,
+        )
+        cached = _ORDERED_CONFIGS[id(config)] = (config, ordered)
+    return cached[1]
+
+
+def _lifetime_features(profile: Profile) -> FeatureVector:
+    counts = profile.counts
+    return {
+        "events_total": sum(counts.values()),
+        "views_total": sum(counts.get(n, 0) for n in ("page", "screen", "Product Viewed")),
+        "orders_total": counts.get("Order Completed", 0),
+        "revenue_total": profile.revenue_total,
+        "known_user": profile.user_id is not None,
+        "late_events": profile.late_events,
+        "tenure_ms": (profile.last_seen_ms or 0) - (profile.first_seen_ms or 0),
+    }
+
+
+def _recency_features(profile: Profile, now: int) -> FeatureVector:
+    # -1 means "never": a number (not None) so that a model's feature vector stays numeric.
+    return {
+        f"ms_since_{slug_of(n)}": now - profile.last_event_ms[n]
+        if n in profile.last_event_ms
+        else -1
+        for n in RECENCY_EVENTS
+    }
+
+
+def slug_of(name: str) -> str:
+    return name.lower().replace(" ", "_")
+
+
+def _session_features(state: OrderedState, config: StepConfig, now: int) -> FeatureVector:
+    start, last = state.session_start_ms, state.session_last_ms
+    week_ago = now - 7 * 86_400_000
+    return {
+        "session_events": state.session_events,
+        "session_pages": state.session_pages,
+        "session_length_ms": (last - start) if start is not None and last is not None else 0,
+        "ms_since_session_start": (now - start) if start is not None else -1,
+        "session_open": last is not None and now - last <= config.features.session_gap_ms,
+        "sessions_7d": sum(n for b, n in state.session_buckets.items() if b > week_ago),
+        "sessions_total": state.sessions_total,
+        "returning_visitor": state.sessions_total > 1,
+    }
+
+
+def _head(profile: Profile, config: StepConfig) -> OrderedState:
+    """The profile's head, rebuilt (and kept) if the profile was just restored from bytes."""
+    if profile.head is None:
+        profile.head = rebuild_head(profile.final, profile.pending, _ordered(config))
+    return profile.head
+
+
+def _cart_features(state: OrderedState) -> FeatureVector:
+    cart = state.cart.values()
+    return {
+        "cart_lines": len(state.cart),
+        "cart_items": sum(line.quantity for line in cart),
+        "cart_value": round(sum(line.quantity * line.price for line in cart), 2),
+        "views_since_add": state.views_since_add,
+    }
+
+
+def _top_affinity_features(state: OrderedState, config: StepConfig, now: int) -> FeatureVector:
+    # Decay is uniform, so the ranking is that of the stored scores: only the top one is
+    # decayed here; the full (decayed) dict is its own lazily read group.
+    top_category = _top(state.categories)
+    top_affinity = 0.0
+    if top_category is not None:
+        one = {top_category: state.categories[top_category]}
+        half_life = config.features.affinity_half_life_ms
+        top_affinity = round(decayed(one, state.affinity_ms, now, half_life)[top_category], 4)
+    return {
+        "top_category": top_category,
+        "top_category_affinity": top_affinity,
+        "top_brand": _top(state.brands),
+    }
+
+
+def _affinity_features(state: OrderedState, config: StepConfig, now: int) -> FeatureVector:
+    half_life = config.features.affinity_half_life_ms
+    categories = decayed(state.categories, state.affinity_ms, now, half_life)
+    return {"category_affinities": {k: round(v, 4) for k, v in sorted(categories.items())}}
+
+
+def _top(scores: dict[str, float]) -> str | None:
+    return max(scores, key=lambda label: (scores[label], label)) if scores else None
+
+
+def _context_features(profile: Profile) -> FeatureVector:
+    # Local hour and weekday of the user's latest event, in the latest context's time zone.
+    context = read_context(profile.context or {}, profile.last_seen_ms or 0)
+    return {f"context_{k}": v for k, v in context.to_dict().items()}

@@ -32,11 +32,14 @@ __all__ = [
     "decayed",
     "event_order",
     "fold",
+    "rebuild_head",
     "settle",
 ]
 
 SESSION_HISTORY_MS = 7 * DAY_MS
-_MAX_SESSION_STARTS = 200
+#: Session starts are counted in buckets of this size (like the 7-day windows' buckets), so
+#: "sessions in the last 7 days" costs at most 15 numbers however often a user comes back.
+SESSION_BUCKET_MS = 12 * 60 * 60 * 1000
 
 
 class Moment(NamedTuple):
@@ -68,7 +71,8 @@ class OrderedState:
     session_last_ms: int | None = None
     session_events: int = 0
     session_pages: int = 0
-    session_starts: list[int] = field(default_factory=list)
+    #: Session starts by 12-hour bucket (bucket start -> sessions), for the last 7 days.
+    session_buckets: dict[int, int] = field(default_factory=dict)
     sessions_total: int = 0
     cart: dict[str, CartLine] = field(default_factory=dict)
     views_since_add: int = 0
@@ -82,7 +86,7 @@ class OrderedState:
             self.session_last_ms,
             self.session_events,
             self.session_pages,
-            list(self.session_starts),
+            dict(self.session_buckets),
             self.sessions_total,
             dict(self.cart),
             self.views_since_add,
@@ -100,7 +104,7 @@ class OrderedState:
                 self.session_pages,
                 self.sessions_total,
             ],
-            "session_starts": self.session_starts,
+            "session_buckets": {str(b): n for b, n in sorted(self.session_buckets.items())},
             "cart": {k: [v.quantity, v.price] for k, v in self.cart.items()},
             "views_since_add": self.views_since_add,
             "affinity_ms": self.affinity_ms,
@@ -116,7 +120,7 @@ class OrderedState:
             last,
             int(events),
             int(pages),
-            [int(s) for s in doc["session_starts"]],
+            {int(b): int(n) for b, n in doc["session_buckets"].items()},
             int(total),
             {k: CartLine(int(q), float(p)) for k, (q, p) in doc["cart"].items()},
             int(doc["views_since_add"]),
@@ -147,25 +151,31 @@ _PAGE_NAMES = frozenset({"page", "screen"})
 
 def admit(
     final: OrderedState,
-    head: OrderedState,
+    head: OrderedState | None,
     pending: list[Moment],
     moment: Moment,
     cfg: OrderedConfig,
 ) -> OrderedState:
     """Add a moment to the (sorted) pending list and return the new head.
 
-    In order (the usual case), the head just folds the moment; out of order, the head is rebuilt
-    from the final state and the pending moments, in event order.
+    In order (the usual case), the head just folds the moment; out of order, or when there is
+    no head (a profile just restored: the head is not stored), it is rebuilt from the final
+    state and the pending moments, in event order.
     """
     in_order = not pending or event_order(moment) >= event_order(pending[-1])
     bisect.insort(pending, moment, key=event_order)
-    if in_order:
+    if in_order and head is not None:
         fold(head, moment, cfg)
         return head
-    rebuilt = final.copy()
-    for pending_moment in pending:
-        fold(rebuilt, pending_moment, cfg)
-    return rebuilt
+    return rebuild_head(final, pending, cfg)
+
+
+def rebuild_head(final: OrderedState, pending: list[Moment], cfg: OrderedConfig) -> OrderedState:
+    """``final`` with the pending moments folded in, in event order (a new state)."""
+    head = final.copy()
+    for moment in pending:
+        fold(head, moment, cfg)
+    return head
 
 
 def settle(final: OrderedState, pending: list[Moment], before_ms: int, cfg: OrderedConfig) -> None:
@@ -197,9 +207,11 @@ def _fold_session(state: OrderedState, moment: Moment, cfg: OrderedConfig) -> No
     if state.session_last_ms is None or t - state.session_last_ms > cfg.session_gap_ms:
         state.session_start_ms, state.session_events, state.session_pages = t, 0, 0
         state.sessions_total += 1
-        starts = [s for s in state.session_starts if s > t - SESSION_HISTORY_MS]
-        starts.append(t)
-        state.session_starts = starts[-_MAX_SESSION_STARTS:]
+        buckets = state.session_buckets
+        bucket = t - t % SESSION_BUCKET_MS
+        buckets[bucket] = buckets.get(bucket, 0) + 1
+        for old in [b for b in buckets if b <= t - SESSION_HISTORY_MS]:
+            del buckets[old]
     state.session_last_ms = t
     state.session_events += 1
     if moment.name in _PAGE_NAMES:
@@ -210,30 +222,44 @@ def _fold_affinity(state: OrderedState, moment: Moment, cfg: OrderedConfig) -> N
     weight = AFFINITY_WEIGHTS.get(moment.name)
     if weight is None or (moment.category is None and moment.brand is None):
         return
-    decay_to(state, moment.timestamp_ms, cfg)
+    t = moment.timestamp_ms
+    if state.affinity_ms is None:
+        state.affinity_ms = t
+    elif t - state.affinity_ms > _REBASE_AFTER_HALF_LIVES * cfg.half_life_ms:
+        decay_to(state, t, cfg)
+    # Scores are kept as of `affinity_ms`: instead of decaying every score to `t` and adding
+    # `weight`, the weight is grown to the reference time (`weight * 2^((t - ref) / half-life)`).
+    # Same values on read, one multiplication per event instead of one per label.
+    boost = weight * math.pow(2.0, (t - state.affinity_ms) / cfg.half_life_ms)
     for scores, label in ((state.categories, moment.category), (state.brands, moment.brand)):
         if label is not None:
-            scores[label] = scores.get(label, 0.0) + weight
-            _keep_top(scores, cfg.top_k)
+            scores[label] = scores.get(label, 0.0) + boost
+            if len(scores) > cfg.top_k:
+                _keep_top(scores, cfg.top_k)
+
+
+#: When the reference time falls this many half-lives behind, scores are rebased to the event's
+#: time so the growth factor stays far from float overflow (2^1024).
+_REBASE_AFTER_HALF_LIVES = 64
 
 
 def decayed(
     scores: dict[str, float], since_ms: int | None, now_ms: int, half_life_ms: int
 ) -> dict[str, float]:
-    """Scores as of ``now_ms`` (read-only: the state keeps its own time)."""
-    if since_ms is None or now_ms <= since_ms:
+    """Scores as of ``now_ms``, from scores kept as of ``since_ms`` (read-only)."""
+    if since_ms is None:
         return dict(scores)
     factor = math.pow(0.5, (now_ms - since_ms) / half_life_ms)
     return {label: round(score * factor, 9) for label, score in scores.items()}
 
 
 def decay_to(state: OrderedState, now_ms: int, cfg: OrderedConfig) -> None:
-    """Decay every affinity to ``now_ms`` (exponential, half-life from the config)."""
+    """Rebase every affinity to ``now_ms`` (exponential decay, half-life from the config)."""
     if state.affinity_ms is not None and now_ms > state.affinity_ms:
         factor = math.pow(0.5, (now_ms - state.affinity_ms) / cfg.half_life_ms)
         for scores in (state.categories, state.brands):
             for label in scores:
-                scores[label] = round(scores[label] * factor, 9)
+                scores[label] = scores[label] * factor
     state.affinity_ms = now_ms if state.affinity_ms is None else max(state.affinity_ms, now_ms)
 
 

@@ -1,4 +1,4 @@
-"""The rule-based default policy (``rules-v1``): an explicit, readable baseline.
+"""The rule-based default policy (``rules-v2``): an explicit, readable baseline.
 
 Every action has one rule that says whether it is eligible for this user now and with what score.
 The policy picks the eligible action with the highest priority; ``none`` is always eligible, so
@@ -15,8 +15,9 @@ offer_discount      cart value >= ``discount_min_cart_value`` and at least
 remind_cart         the cart is not empty and the event is not itself a cart action
 invite_signup       the user is anonymous and has at least ``signup_min_page_views`` page,
                     screen or product views
-recommend_category  the most viewed category has at least ``recommend_min_category_views`` views;
-                    the category is the decision's ``params.category``
+recommend_category  the strongest decayed category affinity is at least
+                    ``recommend_min_affinity`` (a view counts 1, an add 3, an order 5, halving
+                    every week); the category is the decision's ``params.category``
 none                always (score 0)
 ==================  ==========================================================================
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from stream.config import PolicyConfig, StepConfig
 from stream.decision import Alternative, Decision, Reason, Scalar, decision_id
@@ -40,7 +41,6 @@ __all__ = ["ACTIONS", "RuleOutcome", "decide"]
 _EMPTY: Mapping[str, Scalar] = MappingProxyType({})
 _CART_EVENTS = frozenset({"Product Added", "Product Removed", "Cart Viewed"})
 _PROTECTED_EVENTS = frozenset({"Checkout Started", "Order Completed"})
-_BROWSE_COUNTS = ("page", "screen", "Product Viewed")
 
 
 class RuleOutcome(NamedTuple):
@@ -57,10 +57,12 @@ class RuleOutcome(NamedTuple):
     params: Mapping[str, Scalar] = _EMPTY
 
 
-Rule = Callable[[Profile, Event, PolicyConfig], RuleOutcome]
+#: The feature vector the rules read (see stream.features.feature_vector).
+Features = Mapping[str, Any]
+Rule = Callable[[Features, Event, PolicyConfig], RuleOutcome]
 
 
-def _protect_purchase(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+def _protect_purchase(f: Features, event: Event, cfg: PolicyConfig) -> RuleOutcome:
     active = event.name in _PROTECTED_EVENTS
     verb = "is" if active else "is not"
     return RuleOutcome(
@@ -68,14 +70,17 @@ def _protect_purchase(profile: Profile, event: Event, cfg: PolicyConfig) -> Rule
     )
 
 
-def _offer_discount(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
-    value, views = profile.cart_value(), profile.views_since_add
+def _offer_discount(f: Features, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+    value, views = f["cart_value"], f["views_since_add"]
     eligible = value >= cfg.discount_min_cart_value and views >= cfg.discount_min_views_since_add
     score = round(min(1.0, value / (4 * cfg.discount_min_cart_value or 1.0)), 4)
-    detail = lambda: (  # noqa: E731
-        f"cart worth {value:.2f} (needs {cfg.discount_min_cart_value:.2f}) and {views}"
-        f" product views since the last add (needs {cfg.discount_min_views_since_add})"
-    )
+
+    def detail() -> str:
+        return (
+            f"cart worth {value:.2f} (needs {cfg.discount_min_cart_value:.2f}) and {views}"
+            f" product views since the last add (needs {cfg.discount_min_views_since_add})"
+        )
+
     return RuleOutcome(
         eligible,
         score if eligible else 0.0,
@@ -84,46 +89,52 @@ def _offer_discount(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOu
     )
 
 
-def _remind_cart(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
-    lines = len(profile.cart)
+def _remind_cart(f: Features, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+    lines = f["cart_lines"]
     eligible = lines > 0 and event.name not in _CART_EVENTS
     score = round(0.5 + 0.1 * min(lines, 5), 4) if eligible else 0.0
-    detail = lambda: f"{lines} product(s) in the cart; current event {event.name!r}"  # noqa: E731
+
+    def detail() -> str:
+        return f"{lines} product(s) in the cart; current event {event.name!r}"
+
     return RuleOutcome(eligible, score, detail, {"cart_lines": lines})
 
 
-def _invite_signup(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
-    views = sum(profile.counts.get(name, 0) for name in _BROWSE_COUNTS)
-    eligible = profile.user_id is None and views >= cfg.signup_min_page_views
+def _invite_signup(f: Features, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+    views, known = f["views_total"], f["known_user"]
+    eligible = not known and views >= cfg.signup_min_page_views
     score = round(min(1.0, views / (4 * cfg.signup_min_page_views)), 4) if eligible else 0.0
-    who = "anonymous" if profile.user_id is None else "known"
-    detail = lambda: (  # noqa: E731
-        f"{who} user with {views} views (needs anonymous and {cfg.signup_min_page_views})"
-    )
-    return RuleOutcome(eligible, score, detail, {"views": views, "known_user": who == "known"})
+
+    def detail() -> str:
+        who = "known" if known else "anonymous"
+        return f"{who} user with {views} views (needs anonymous and {cfg.signup_min_page_views})"
+
+    return RuleOutcome(eligible, score, detail, {"views_total": views, "known_user": known})
 
 
-def _recommend_category(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
-    views = profile.category_views
-    if not views:
-        return RuleOutcome(False, 0.0, lambda: "no category viewed yet")
-    top = max(views, key=lambda name: (views[name], name))
-    eligible = views[top] >= cfg.recommend_min_category_views
-    share = round(views[top] / sum(views.values()), 4)
-    detail = lambda: (  # noqa: E731
-        f"most viewed category {top!r} with {views[top]} views"
-        f" (needs {cfg.recommend_min_category_views}), {share:.0%} of category views"
-    )
+def _recommend_category(f: Features, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+    top, affinity = f["top_category"], f["top_category_affinity"]
+    if top is None:
+        return RuleOutcome(False, 0.0, lambda: "no category interest yet")
+    eligible = affinity >= cfg.recommend_min_affinity
+    score = round(min(1.0, affinity / (4 * cfg.recommend_min_affinity)), 4)
+
+    def detail() -> str:
+        return (
+            f"strongest category interest {top!r}, decayed affinity {affinity:.2f}"
+            f" (needs {cfg.recommend_min_affinity:.2f}; a view counts 1, an add 3)"
+        )
+
     return RuleOutcome(
         eligible,
-        share if eligible else 0.0,
+        score if eligible else 0.0,
         detail,
-        {"top_category": top, "top_category_views": views[top]},
+        {"top_category": top, "top_category_affinity": affinity},
         {"category": top} if eligible else {},
     )
 
 
-def _do_nothing(profile: Profile, event: Event, cfg: PolicyConfig) -> RuleOutcome:
+def _do_nothing(f: Features, event: Event, cfg: PolicyConfig) -> RuleOutcome:
     return RuleOutcome(True, 0.0, lambda: "default: no other action is eligible")
 
 
@@ -139,17 +150,29 @@ ACTIONS: tuple[tuple[str, str, Rule], ...] = (
 
 
 def decide(
-    profile: Profile, event: Event, config: StepConfig, versions: dict[str, str]
+    profile: Profile,
+    features: Features,
+    event: Event,
+    config: StepConfig,
+    versions: dict[str, str],
 ) -> Decision:
-    """The decision for ``profile`` right after it absorbed ``event``."""
+    """The decision for ``profile`` (with its ``features``) right after it absorbed ``event``."""
     cfg = config.policy
-    outcomes = [(action, name, rule(profile, event, cfg)) for action, name, rule in ACTIONS]
-    chosen_at = next(i for i, (_, _, outcome) in enumerate(outcomes) if outcome.eligible)
-    action, rule_name, chosen = outcomes[chosen_at]
+    chosen_at = -1
+    outcomes = []
+    for i, (_, _, rule) in enumerate(ACTIONS):
+        outcome = rule(features, event, cfg)
+        outcomes.append(outcome)
+        if chosen_at < 0 and outcome.eligible:
+            chosen_at = i
+    action, rule_name, _ = ACTIONS[chosen_at]
+    chosen = outcomes[chosen_at]
     alternatives = tuple(
-        Alternative(a, o.score, o.eligible, name)
-        for i, (a, name, o) in enumerate(outcomes)
-        if i != chosen_at
+        [
+            Alternative(ACTIONS[i][0], o.score, o.eligible, ACTIONS[i][1])
+            for i, o in enumerate(outcomes)
+            if i != chosen_at
+        ]
     )
     return Decision(
         decision_id=decision_id(cfg.version, event.user_key, event.message_id),

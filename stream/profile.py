@@ -1,36 +1,35 @@
 """The per-user profile: one compact value per user, round-tripping to bytes with orjson.
 
-The profile holds everything the step needs about a user: counts by event name, first and last
-seen (event time), the current cart, per-category view counts, the ids of recently applied
-messages (to apply duplicates once) and the last applied source position (so a record delivered
+It holds everything the step knows about a user: lifetime counts by event name, first and last
+seen (event time; ``last_seen_ms`` is the user's own watermark), the last time of key events,
+windowed aggregates (:mod:`stream.windowed`), the order-dependent state and the events still
+within grace (:mod:`stream.ordered`), the latest context, the fingerprints of recently applied
+messages (duplicates are applied once) and the last applied source positions (a record delivered
 again after a crash is not applied twice).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from stream.exceptions import SnapshotError
+from stream.ordered import CartLine, Moment, OrderedState
+from stream.windowed import WindowState
 
 __all__ = ["PROFILE_SCHEMA", "CartLine", "Profile"]
 
-PROFILE_SCHEMA = "profile.v2"
-
-
-@dataclass(slots=True)
-class CartLine:
-    """One product in the cart: quantity and unit price at the time it was added."""
-
-    quantity: int
-    price: float
+PROFILE_SCHEMA = "profile.v3"
 
 
 @dataclass(slots=True)
 class Profile:
-    """Mutable while the step builds it; the step never mutates the profile it was given."""
+    """Mutable: the step takes ownership of the profile it is given and updates it in place."""
 
     user_key: str
     user_id: str | None = None
@@ -38,9 +37,21 @@ class Profile:
     counts: dict[str, int] = field(default_factory=dict)
     first_seen_ms: int | None = None
     last_seen_ms: int | None = None
-    cart: dict[str, CartLine] = field(default_factory=dict)
-    category_views: dict[str, int] = field(default_factory=dict)
-    views_since_add: int = 0
+    last_event_ms: dict[str, int] = field(default_factory=dict)
+    revenue_total: float = 0.0
+    windows: WindowState = field(default_factory=WindowState)
+    final: OrderedState = field(default_factory=OrderedState)
+    pending: list[Moment] = field(default_factory=list)
+    #: ``final`` with ``pending`` folded in: what features read. Kept in memory (not recomputed
+    #: per event) because events almost always arrive in order, and then it only needs the new
+    #: event; not stored (it would double the profile's size), so ``None`` right after a restore
+    #: until the step rebuilds it from ``final`` and ``pending``.
+    head: OrderedState | None = field(default_factory=OrderedState)
+    context: dict[str, Any] | None = None
+    context_ms: int | None = None
+    #: The kept context is the latest event's by (event time, this message fingerprint).
+    context_fingerprint: int | None = None
+    late_events: int = 0
     recent_messages: list[int] = field(default_factory=list)
     #: Last applied source offset per ``"topic:partition"``. The topic is part of the key so a
     #: new (versioned) events topic, whose offsets start again at 0, is not mistaken for a
@@ -48,24 +59,27 @@ class Profile:
     applied: dict[str, int] = field(default_factory=dict)
 
     def copy(self) -> Profile:
-        """A deep copy (values are immutable scalars, so copying the containers is enough)."""
+        """A deep copy (leaves are immutable scalars, tuples or never-mutated lists)."""
         return Profile(
-            user_key=self.user_key,
-            user_id=self.user_id,
-            anonymous_id=self.anonymous_id,
-            counts=dict(self.counts),
-            first_seen_ms=self.first_seen_ms,
-            last_seen_ms=self.last_seen_ms,
-            cart={k: CartLine(v.quantity, v.price) for k, v in self.cart.items()},
-            category_views=dict(self.category_views),
-            views_since_add=self.views_since_add,
-            recent_messages=list(self.recent_messages),
-            applied=dict(self.applied),
+            self.user_key,
+            self.user_id,
+            self.anonymous_id,
+            dict(self.counts),
+            self.first_seen_ms,
+            self.last_seen_ms,
+            dict(self.last_event_ms),
+            self.revenue_total,
+            self.windows.copy(),
+            self.final.copy(),
+            list(self.pending),
+            None if self.head is None else self.head.copy(),
+            self.context,
+            self.context_ms,
+            self.context_fingerprint,
+            self.late_events,
+            list(self.recent_messages),
+            dict(self.applied),
         )
-
-    def cart_value(self) -> float:
-        """Sum of quantity times price over the cart, rounded to cents."""
-        return round(sum(line.quantity * line.price for line in self.cart.values()), 2)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,10 +90,16 @@ class Profile:
             "counts": self.counts,
             "first_seen_ms": self.first_seen_ms,
             "last_seen_ms": self.last_seen_ms,
-            "cart": {k: [v.quantity, v.price] for k, v in self.cart.items()},
-            "category_views": self.category_views,
-            "views_since_add": self.views_since_add,
-            "recent_messages": self.recent_messages,
+            "last_event_ms": self.last_event_ms,
+            "revenue_total": self.revenue_total,
+            "windows": self.windows.to_doc(),
+            "final": self.final.to_dict(),
+            "pending": [list(m) for m in self.pending],
+            "context": self.context,
+            "context_ms": self.context_ms,
+            "context_fingerprint": self.context_fingerprint,
+            "late_events": self.late_events,
+            "recent_messages": _pack(self.recent_messages),
             "applied": self.applied,
         }
 
@@ -93,7 +113,15 @@ class Profile:
         try:
             doc = orjson.loads(data)
             return cls._from_dict(doc)
-        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        except (
+            orjson.JSONDecodeError,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            binascii.Error,
+            struct.error,
+        ) as exc:
             raise SnapshotError(f"cannot restore profile: {exc}") from exc
 
     @classmethod
@@ -107,9 +135,29 @@ class Profile:
             counts=dict(doc["counts"]),
             first_seen_ms=doc["first_seen_ms"],
             last_seen_ms=doc["last_seen_ms"],
-            cart={k: CartLine(int(q), float(p)) for k, (q, p) in doc["cart"].items()},
-            category_views=dict(doc["category_views"]),
-            views_since_add=int(doc["views_since_add"]),
-            recent_messages=[int(m) for m in doc["recent_messages"]],
+            last_event_ms={str(k): int(v) for k, v in doc["last_event_ms"].items()},
+            revenue_total=float(doc["revenue_total"]),
+            windows=WindowState.from_doc(doc["windows"]),
+            final=OrderedState.from_dict(doc["final"]),
+            pending=[Moment(*m) for m in doc["pending"]],
+            head=None,
+            context=doc["context"],
+            context_ms=doc["context_ms"],
+            context_fingerprint=doc["context_fingerprint"],
+            late_events=int(doc["late_events"]),
+            recent_messages=_unpack(doc["recent_messages"]),
             applied={str(p): int(o) for p, o in doc["applied"].items()},
         )
+
+
+def _pack(fingerprints: list[int]) -> str:
+    """Fingerprints (63-bit) as base64 of 8 big-endian bytes each: about half the JSON size of
+    the decimal list, and the dedupe window is the largest fixed part of a profile."""
+    return base64.b64encode(struct.pack(f">{len(fingerprints)}Q", *fingerprints)).decode()
+
+
+def _unpack(text: str) -> list[int]:
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) % 8:
+        raise ValueError("recent_messages is not a whole number of fingerprints")
+    return list(struct.unpack(f">{len(raw) // 8}Q", raw))

@@ -1,7 +1,14 @@
 """The whole behaviour: ``step(profile, event, config) -> (profile, outputs)``.
 
-Pure and synchronous: the agents, offline replay and the tests all call this one function. It
-never mutates the profile it is given, so a caller can keep the old value (e.g. to retry).
+Pure and synchronous: the agents, offline replay and the tests all call this one function. Its
+result depends only on the profile, the event and the configuration (no clock, no I/O, no
+global state).
+
+The step takes ownership of the profile it is given and returns it updated (the same object):
+copying a profile with its windows, sessions and affinities on every event cost more than
+computing the features. A caller that may need the previous value keeps its bytes
+(:meth:`Profile.to_bytes`) and restores it from them; the adapter does exactly that when a step
+fails halfway (see ``agents.batch``).
 
 Idempotence, in two layers:
 
@@ -17,20 +24,29 @@ with the same deterministic id.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from stream.config import StepConfig
 from stream.decision import Decision
-from stream.events import Event
-from stream.features import apply_event
+from stream.events import Event, message_fingerprint
+from stream.eviction import idle_too_long, reset_after_idle
+from stream.features import apply_event, feature_vector
 from stream.policy import decide
 from stream.profile import Profile
 
-__all__ = ["SKIP_ALREADY_APPLIED", "SKIP_DUPLICATE", "StepOutputs", "message_fingerprint", "step"]
+__all__ = [
+    "NOTE_IDLE_RESET",
+    "SKIP_ALREADY_APPLIED",
+    "SKIP_DUPLICATE",
+    "StepOutputs",
+    "message_fingerprint",
+    "step",
+]
 
 SKIP_ALREADY_APPLIED = "already_applied"
 SKIP_DUPLICATE = "duplicate"
+#: The user had been idle beyond the horizon: the event started a fresh profile.
+NOTE_IDLE_RESET = "idle_reset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,29 +58,24 @@ class StepOutputs:
     notes: tuple[str, ...] = ()
 
 
-def message_fingerprint(message_id: str) -> int:
-    """A 63-bit fingerprint of a message id (compact to keep in state; collisions ~2^-63).
-
-    >>> message_fingerprint("m1") == message_fingerprint("m1") != message_fingerprint("m2")
-    True
-    """
-    digest = hashlib.blake2b(message_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
-
-
 def step(profile: Profile | None, event: Event, config: StepConfig) -> tuple[Profile, StepOutputs]:
     """Apply ``event`` to ``profile`` (``None`` for a new user) and decide what to do next."""
     current = profile if profile is not None else Profile(user_key=event.user_key)
     if _already_applied(current, event):
         return current, StepOutputs(skipped=SKIP_ALREADY_APPLIED)
-    updated = current.copy()
+    updated = current
     _record_position(updated, event)
     fingerprint = message_fingerprint(event.message_id)
     if fingerprint in updated.recent_messages:
         return updated, StepOutputs(skipped=SKIP_DUPLICATE)
+    notes: list[str] = []
+    if idle_too_long(updated.last_seen_ms, event.timestamp_ms, config.features):
+        reset_after_idle(updated)
+        notes.append(NOTE_IDLE_RESET)
     _remember_message(updated, fingerprint, config.dedupe_window)
-    notes = apply_event(updated, event, config)
-    decision = decide(updated, event, config, _versions(config))
+    notes.extend(apply_event(updated, event, config, fingerprint))
+    features = feature_vector(updated, config)
+    decision = decide(updated, features, event, config, _versions(config))
     return updated, StepOutputs(decisions=(decision,), notes=tuple(notes))
 
 

@@ -40,7 +40,8 @@ def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     return made
 
 
-WorkerFactory = Callable[[], WorkerProcess]
+#: Starts a worker; keyword arguments are extra ``LIVEPROFILES_*`` settings (without prefix).
+WorkerFactory = Callable[..., WorkerProcess]
 
 
 @pytest.fixture
@@ -48,13 +49,14 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
     """Start workers for ``settings``; every worker started is stopped at teardown."""
     started: list[WorkerProcess] = []
 
-    def start() -> WorkerProcess:
+    def start(**extra: object) -> WorkerProcess:
         env = {
             "LIVEPROFILES_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
             "LIVEPROFILES_PREFIX": settings.prefix,
             "LIVEPROFILES_PARTITIONS": str(settings.partitions),
             "LIVEPROFILES_DATA_DIR": str(settings.data_dir),
         }
+        env.update({f"LIVEPROFILES_{name.upper()}": str(value) for name, value in extra.items()})
         worker = WorkerProcess(env=env, log_path=tmp_path / f"worker-{len(started)}.log")
         started.append(worker)
         return worker.start()

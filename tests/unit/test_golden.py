@@ -10,6 +10,7 @@ import pytest
 from scripts import golden
 from scripts.golden import (
     GOLDEN_DIR,
+    KINDS,
     SAMPLES,
     first_difference,
     golden_bytes,
@@ -34,18 +35,21 @@ def cached_replays(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @needs_data
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", sorted(SAMPLES))
-def test_replay_equals_golden_file(name: str) -> None:
-    expected = read_golden(golden_path(name))
-    difference = first_difference(expected, replayed(name, DATA))
-    assert difference is None, f"{name}: {difference}\n(see tests/golden/README.md)"
+def test_replay_equals_golden_file(name: str, kind: str) -> None:
+    expected = read_golden(golden_path(name, kind=kind))
+    difference = first_difference(expected, replayed(name, DATA)[kind])
+    assert difference is None, f"{name} {kind}: {difference}\n(see tests/golden/README.md)"
 
 
 @needs_data
 @pytest.mark.usefixtures("cached_replays")
 def test_check_command_passes_on_the_committed_files(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--check"]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"{name}: ok" for name in SAMPLES]
+    assert capsys.readouterr().out.splitlines() == [
+        f"{name} {kind}: ok" for name in SAMPLES for kind in KINDS
+    ]
 
 
 def test_one_character_change_is_detected() -> None:
@@ -71,15 +75,17 @@ def test_check_exits_1_on_a_tampered_copy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name in SAMPLES:
-        content = read_golden(golden_path(name, GOLDEN_DIR))
-        write_golden(golden_path(name, tmp_path), content)
+        for kind in KINDS:
+            content = read_golden(golden_path(name, GOLDEN_DIR, kind))
+            write_golden(golden_path(name, tmp_path, kind), content)
     first = golden_path("rees46", tmp_path)
-    write_golden(first, read_golden(first).replace(b"rules-v1", b"rules-v2", 1))
+    write_golden(first, read_golden(first).replace(b"rules-v2", b"rules-v1", 1))
 
     assert main(["--check", "--golden", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "rees46: MISMATCH line 1, column " in out
-    assert "taobao: ok" in out
+    assert "rees46 decisions: MISMATCH line 1, column " in out
+    assert "rees46 features: ok" in out
+    assert "taobao decisions: ok" in out
 
 
 def test_missing_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

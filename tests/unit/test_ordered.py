@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 
 from stream.context import read_context
 from stream.ordered import (
+    SESSION_BUCKET_MS,
+    SESSION_HISTORY_MS,
     Moment,
     OrderedConfig,
     OrderedState,
@@ -48,7 +50,18 @@ def test_sessions_split_on_inactivity_gap() -> None:
     assert state.sessions_total == 2
     assert state.session_start_ms == T0 + 41 * MINUTE_MS
     assert state.session_events == 1
-    assert state.session_starts == [T0, T0 + 41 * MINUTE_MS]
+    bucket = T0 - T0 % SESSION_BUCKET_MS
+    assert sum(state.session_buckets.values()) == 2
+    assert set(state.session_buckets) <= {bucket, bucket + SESSION_BUCKET_MS}
+
+
+def test_session_history_keeps_only_the_last_week_in_a_few_buckets() -> None:
+    # A session every 5 hours for 30 days: history is bounded by the 7-day horizon.
+    state = _folded([_view(i * 5 * 60 * MINUTE_MS, i) for i in range(144)])
+    assert state.sessions_total == 144
+    assert len(state.session_buckets) <= 7 * 2 + 1
+    latest = T0 + 143 * 5 * 60 * MINUTE_MS
+    assert all(b > latest - SESSION_HISTORY_MS for b in state.session_buckets)
 
 
 def test_cart_adds_removes_and_clears_on_order() -> None:

@@ -1,7 +1,12 @@
-"""The rules-v1 policy: each rule fires exactly on its documented condition, in priority order."""
+"""The rules-v2 policy: each rule fires exactly on its documented condition, in priority order.
+
+Rules read a feature mapping (:func:`stream.features.feature_vector`); these tests build that
+mapping directly, so each rule's boundary is one number away from the threshold.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -19,50 +24,46 @@ from stream import (
     decision_id,
     step,
 )
+from stream.features import feature_vector
+from stream.ordered import CartLine, OrderedState
 from stream.policy import ACTIONS, decide
-from stream.profile import CartLine
 
 T0 = 1_700_000_000_000
 CFG = StepConfig()
-VERSIONS = {"policy": "rules-v1", "features": "features-v1"}
+VERSIONS = {"policy": "rules-v2", "features": "features-v2"}
 RULES = [name for _, name, _ in ACTIONS]
 RULE_ACTION = {name: action for action, name, _ in ACTIONS}
+
+#: Every feature the rules read, at its value for a known user with no history.
+NEUTRAL: dict[str, Any] = {
+    "cart_value": 0.0,
+    "cart_lines": 0,
+    "views_since_add": 0,
+    "views_total": 0,
+    "known_user": True,
+    "top_category": None,
+    "top_category_affinity": 0.0,
+}
+
+
+def features(**changes: Any) -> dict[str, Any]:
+    unknown = set(changes) - set(NEUTRAL)
+    assert not unknown, f"the policy does not read {unknown}"
+    return {**NEUTRAL, **changes}
 
 
 def event(name: str = "Product Viewed", *, user: str = "u1", mid: str = "m1") -> Event:
     kinds = {k.value: k for k in EventType}
-    kind = kinds.get(name, EventType.TRACK)
-    return Event(mid, kind, name, user, T0)
+    return Event(mid, kinds.get(name, EventType.TRACK), name, user, T0)
 
 
-def profile(
-    *,
-    known: bool = True,
-    cart_value: float = 0.0,
-    lines: int = 1,
-    views_since_add: int = 0,
-    counts: dict[str, int] | None = None,
-    categories: dict[str, int] | None = None,
-) -> Profile:
-    """A profile with a cart of ``lines`` lines worth ``cart_value`` in total (if non-zero)."""
-    cart: dict[str, CartLine] = {}
-    if cart_value:
-        price = round(cart_value / lines, 2)
-        cart = {f"p{i}": CartLine(1, price) for i in range(lines)}
-        assert round(price * lines, 2) == cart_value
-    return Profile(
-        user_key="u1",
-        user_id="u1" if known else None,
-        anonymous_id=None if known else "a1",
-        counts=counts or {},
-        cart=cart,
-        category_views=categories or {},
-        views_since_add=views_since_add,
-    )
+def identity(known: bool) -> Profile:
+    """The profile only gives the decision its user ids; the rules read the features."""
+    return Profile("u1", user_id="u1" if known else None, anonymous_id=None if known else "a1")
 
 
-def choose(p: Profile, e: Event | None = None, config: StepConfig = CFG) -> Decision:
-    return decide(p, e or event(), config, VERSIONS)
+def choose(f: Mapping[str, Any], e: Event | None = None, config: StepConfig = CFG) -> Decision:
+    return decide(identity(bool(f["known_user"])), f, e or event(), config, VERSIONS)
 
 
 def rule_of(d: Decision) -> str:
@@ -71,19 +72,59 @@ def rule_of(d: Decision) -> str:
 
 
 def eligible_rules(d: Decision) -> set[str]:
-    others = {a.rule for a in d.alternatives if a.eligible}
-    return others | {rule_of(d)}
+    return {a.rule for a in d.alternatives if a.eligible} | {rule_of(d)}
 
 
-#: A profile on which every rule but protect_purchase is eligible for a product view.
-def everything() -> Profile:
-    return profile(
-        known=False,
+def everything() -> dict[str, Any]:
+    """Features on which every rule but protect_purchase is eligible for a product view."""
+    return features(
+        known_user=False,
         cart_value=100.0,
+        cart_lines=2,
         views_since_add=3,
-        counts={"page": 5},
-        categories={"shoes": 3},
+        views_total=5,
+        top_category="shoes",
+        top_category_affinity=3.0,
     )
+
+
+# --- what the policy reads -------------------------------------------------------------------
+
+
+class Recording(Mapping[str, Any]):
+    """A feature mapping that records which features were read."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values, self.read = dict(values), set[str]()
+
+    def __getitem__(self, name: str) -> Any:
+        self.read.add(name)
+        return self.values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("the policy must not read the whole feature vector")
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@pytest.mark.parametrize("f", [features(), everything()], ids=["neutral", "everything"])
+def test_the_rules_read_exactly_the_documented_features(f: dict[str, Any]) -> None:
+    recording = Recording(f)
+    choose(recording)
+    assert recording.read == set(NEUTRAL)
+
+
+def test_the_feature_vector_provides_every_feature_the_rules_read_with_neutral_defaults() -> None:
+    fresh = dict(feature_vector(Profile("u1", user_id="u1"), CFG))
+    assert {name: fresh[name] for name in NEUTRAL} == NEUTRAL
+
+
+def test_the_rules_read_the_features_not_the_profile_state() -> None:
+    p = identity(known=True)
+    p.head = OrderedState(cart={f"p{i}": CartLine(1, 100.0) for i in range(3)}, views_since_add=9)
+    d = decide(p, features(), event(), CFG, VERSIONS)
+    assert (d.action, rule_of(d)) == ("none", "default")
 
 
 # --- each rule -------------------------------------------------------------------------------
@@ -92,17 +133,19 @@ def everything() -> Profile:
 @pytest.mark.parametrize("name", ["Checkout Started", "Order Completed"])
 def test_purchase_steps_are_protected(name: str) -> None:
     d = choose(everything(), event(name))
-    assert (d.action, rule_of(d), d.score) == ("none", "protect_purchase", 1.0)
-    assert d.params == {}
+    assert (d.action, rule_of(d), d.score, d.params) == ("none", "protect_purchase", 1.0, {})
+    assert d.reasons[0].features == {}
+    assert eligible_rules(d) == set(RULES)  # the others are eligible, and lose
 
 
 @pytest.mark.parametrize(
-    "name", ["Product Viewed", "Cart Viewed", "Product Added", "page", "Checkout Step Viewed"]
+    "name",
+    ["Product Viewed", "Cart Viewed", "Product Added", "page", "Checkout Step Viewed", "order"],
 )
 def test_other_events_are_not_protected(name: str) -> None:
     d = choose(everything(), event(name))
     assert "protect_purchase" not in eligible_rules(d)
-    assert d.action != "none"
+    assert (d.action, rule_of(d)) == ("offer_discount", "hesitating_cart")
 
 
 @pytest.mark.parametrize(
@@ -119,18 +162,30 @@ def test_other_events_are_not_protected(name: str) -> None:
 def test_offer_discount_needs_cart_value_and_hesitation(
     cart_value: float, views: int, fires: bool
 ) -> None:
-    d = choose(profile(cart_value=cart_value, views_since_add=views))
+    d = choose(features(cart_value=cart_value, cart_lines=1, views_since_add=views))
     assert (d.action == "offer_discount") is fires
     assert ("hesitating_cart" in eligible_rules(d)) is fires
     if not fires:
-        assert d.action == "remind_cart"
+        assert (d.action, rule_of(d)) == ("remind_cart", "open_cart")
+        (discount,) = [a for a in d.alternatives if a.rule == "hesitating_cart"]
+        assert (discount.action, discount.score, discount.eligible) == (
+            "offer_discount",
+            0.0,
+            False,
+        )
 
 
-@pytest.mark.parametrize(("cart_value", "score"), [(50.0, 0.25), (100.0, 0.5), (1000.0, 1.0)])
+@pytest.mark.parametrize(
+    ("cart_value", "score"), [(50.0, 0.25), (75.0, 0.375), (100.0, 0.5), (200.0, 1.0), (1e4, 1.0)]
+)
 def test_offer_discount_score_grows_with_cart_value(cart_value: float, score: float) -> None:
-    d = choose(profile(cart_value=cart_value, views_since_add=3))
-    assert d.action == "offer_discount"
-    assert d.score == score
+    d = choose(features(cart_value=cart_value, cart_lines=1, views_since_add=3))
+    assert (d.action, rule_of(d), d.score, d.params) == (
+        "offer_discount",
+        "hesitating_cart",
+        score,
+        {},
+    )
     assert d.reasons[0].features == {"cart_value": cart_value, "views_since_add": 3}
 
 
@@ -138,150 +193,160 @@ def test_offer_discount_thresholds_come_from_the_config() -> None:
     config = StepConfig(
         policy=PolicyConfig(discount_min_cart_value=10.0, discount_min_views_since_add=1)
     )
-    p = profile(cart_value=10.0, views_since_add=1)
-    assert choose(p, config=config).action == "offer_discount"
-    assert choose(p).action == "remind_cart"
+    f = features(cart_value=10.0, cart_lines=1, views_since_add=1)
+    d = choose(f, config=config)
+    assert (d.action, d.score) == ("offer_discount", 0.25)  # 10 / (4 * 10)
+    assert choose(f).action == "remind_cart"
 
 
-@pytest.mark.parametrize("lines", [1, 2, 5, 7])
-def test_remind_cart_fires_for_an_open_cart(lines: int) -> None:
-    d = choose(profile(cart_value=float(lines), lines=lines))
-    assert (d.action, rule_of(d)) == ("remind_cart", "open_cart")
-    assert d.score == round(0.5 + 0.1 * min(lines, 5), 4)
+@pytest.mark.parametrize(("lines", "score"), [(1, 0.6), (2, 0.7), (4, 0.9), (5, 1.0), (7, 1.0)])
+def test_remind_cart_fires_for_an_open_cart(lines: int, score: float) -> None:
+    d = choose(features(cart_value=float(lines), cart_lines=lines))
+    assert (d.action, rule_of(d), d.score, d.params) == ("remind_cart", "open_cart", score, {})
     assert d.reasons[0].features == {"cart_lines": lines}
 
 
 @pytest.mark.parametrize("name", ["Product Added", "Product Removed", "Cart Viewed"])
 def test_remind_cart_does_not_fire_on_a_cart_action(name: str) -> None:
-    d = choose(profile(cart_value=20.0), event(name))
-    assert "open_cart" not in eligible_rules(d)
-    assert d.action == "none"
-
-
-def test_remind_cart_does_not_fire_for_an_empty_cart() -> None:
-    d = choose(profile())
+    d = choose(features(cart_value=20.0, cart_lines=1), event(name))
     assert "open_cart" not in eligible_rules(d)
     assert (d.action, rule_of(d)) == ("none", "default")
 
 
-@pytest.mark.parametrize(
-    ("counts", "fires"),
-    [
-        ({"page": 5}, True),
-        ({"page": 4}, False),
-        ({"page": 2, "screen": 2, "Product Viewed": 1}, True),
-        ({"screen": 4, "Product Viewed": 0}, False),
-        ({"Product Viewed": 5}, True),
-        ({"page": 4, "Product Clicked": 50, "track:other": 50, "identify": 9}, False),
-    ],
-)
-def test_invite_signup_needs_an_engaged_anonymous_user(counts: dict[str, int], fires: bool) -> None:
-    d = choose(profile(known=False, counts=counts))
+def test_remind_cart_does_not_fire_for_an_empty_cart() -> None:
+    d = choose(features(cart_lines=0, views_since_add=50))
+    assert "open_cart" not in eligible_rules(d)
+    assert (d.action, rule_of(d)) == ("none", "default")
+
+
+@pytest.mark.parametrize(("views", "fires"), [(5, True), (4, False), (0, False), (500, True)])
+def test_invite_signup_needs_an_engaged_anonymous_user(views: int, fires: bool) -> None:
+    d = choose(features(known_user=False, views_total=views))
     assert (d.action == "invite_signup") is fires
+    assert ("engaged_anonymous" in eligible_rules(d)) is fires
     if fires:
         assert rule_of(d) == "engaged_anonymous"
-        assert d.reasons[0].features["known_user"] is False
+        assert d.reasons[0].features == {"views_total": views, "known_user": False}
+        assert d.params == {}
 
 
 def test_invite_signup_never_fires_for_a_known_user() -> None:
-    d = choose(profile(known=True, counts={"page": 100, "Product Viewed": 100}))
+    d = choose(features(known_user=True, views_total=1000))
     assert "engaged_anonymous" not in eligible_rules(d)
-
-
-def test_invite_signup_score() -> None:
-    assert choose(profile(known=False, counts={"page": 10})).score == 0.5
-    assert choose(profile(known=False, counts={"page": 50})).score == 1.0
+    assert d.action == "none"
 
 
 @pytest.mark.parametrize(
-    ("categories", "expected"),
-    [
-        ({"shoes": 3}, "shoes"),
-        ({"shoes": 2}, None),
-        ({"shoes": 2, "books": 2, "toys": 2}, None),
-        ({"shoes": 5, "books": 9}, "books"),
-        ({}, None),
-    ],
+    ("views", "score"), [(5, 0.25), (10, 0.5), (15, 0.75), (20, 1.0), (50, 1.0)]
 )
-def test_recommend_category_needs_enough_views_of_the_top_category(
-    categories: dict[str, int], expected: str | None
+def test_invite_signup_score(views: int, score: float) -> None:
+    assert choose(features(known_user=False, views_total=views)).score == score
+
+
+def test_invite_signup_threshold_comes_from_the_config() -> None:
+    config = StepConfig(policy=PolicyConfig(signup_min_page_views=1))
+    d = choose(features(known_user=False, views_total=1), config=config)
+    assert (d.action, d.score) == ("invite_signup", 0.25)
+
+
+@pytest.mark.parametrize(
+    ("affinity", "score"),
+    [(3.0, 0.25), (4.5, 0.375), (6.0, 0.5), (12.0, 1.0), (99.0, 1.0), (2.9999, None), (0.0, None)],
+)
+def test_recommend_category_needs_enough_decayed_affinity(
+    affinity: float, score: float | None
 ) -> None:
-    d = choose(profile(categories=categories))
-    if expected is None:
+    d = choose(features(top_category="shoes", top_category_affinity=affinity))
+    if score is None:
         assert "category_interest" not in eligible_rules(d)
-        assert d.action == "none"
+        assert (d.action, d.params) == ("none", {})
     else:
-        assert (d.action, rule_of(d)) == ("recommend_category", "category_interest")
-        assert d.params == {"category": expected}
-        assert d.reasons[0].features["top_category"] == expected
-        assert d.score == round(categories[expected] / sum(categories.values()), 4)
+        assert (d.action, rule_of(d), d.score) == ("recommend_category", "category_interest", score)
+        assert d.params == {"category": "shoes"}
+        assert d.reasons[0].features == {"top_category": "shoes", "top_category_affinity": affinity}
 
 
-def test_recommend_category_tie_break_does_not_depend_on_insertion_order() -> None:
-    forward = choose(profile(categories={"books": 4, "shoes": 4, "toys": 1}))
-    backward = choose(profile(categories={"toys": 1, "shoes": 4, "books": 4}))
-    assert forward.params == backward.params
-    assert forward.params["category"] in {"books", "shoes"}
+def test_recommend_category_needs_a_top_category() -> None:
+    # An affinity without a category cannot happen, but the rule must not recommend None.
+    d = choose(features(top_category=None, top_category_affinity=10.0))
+    assert "category_interest" not in eligible_rules(d)
+    assert d.action == "none"
 
 
 def test_recommend_category_threshold_comes_from_the_config() -> None:
-    config = StepConfig(policy=PolicyConfig(recommend_min_category_views=1))
-    assert choose(profile(categories={"shoes": 1}), config=config).action == "recommend_category"
+    config = StepConfig(policy=PolicyConfig(recommend_min_affinity=0.5))
+    d = choose(features(top_category="books", top_category_affinity=0.5), config=config)
+    assert (d.action, d.params, d.score) == ("recommend_category", {"category": "books"}, 0.25)
 
 
 def test_none_is_the_default() -> None:
-    d = choose(Profile(user_key="u1"))
+    d = choose(features())
     assert (d.action, rule_of(d), d.score, d.params) == ("none", "default", 0.0, {})
+    assert d.reasons[0].features == {}
     assert not any(a.eligible for a in d.alternatives)
+    assert all(a.score == 0.0 for a in d.alternatives)
 
 
 # --- priorities ------------------------------------------------------------------------------
 
 
 def test_priority_order_when_rules_drop_out_one_by_one() -> None:
-    p = everything()
-    assert eligible_rules(choose(p)) == set(RULES) - {"protect_purchase"}
-    assert choose(p).action == "offer_discount"
-    p.views_since_add = 0
-    assert choose(p).action == "remind_cart"
-    p.cart.clear()
-    assert choose(p).action == "invite_signup"
-    p.user_id = "u1"
-    assert choose(p).action == "recommend_category"
-    p.category_views.clear()
-    assert choose(p).action == "none"
+    f = everything()
+    assert eligible_rules(choose(f)) == set(RULES) - {"protect_purchase"}
+    assert choose(f).action == "offer_discount"
+    f["views_since_add"] = 2
+    assert choose(f).action == "remind_cart"
+    f.update(cart_lines=0, cart_value=0.0)
+    assert choose(f).action == "invite_signup"
+    f["known_user"] = True
+    assert choose(f).action == "recommend_category"
+    f["top_category_affinity"] = 1.0
+    assert choose(f).action == "none"
 
 
 def test_checkout_protection_beats_an_open_cart_and_a_discount() -> None:
-    p = everything()
-    assert choose(p, event("Cart Viewed")).action == "offer_discount"
-    assert choose(p, event("Checkout Started")).action == "none"
+    f = everything()
+    assert choose(f, event("Cart Viewed")).action == "offer_discount"
+    assert choose(f, event("Checkout Started")).action == "none"
 
 
 def test_discount_beats_reminder_even_on_a_cart_action() -> None:
-    d = choose(profile(cart_value=80.0, views_since_add=3), event("Cart Viewed"))
-    assert d.action == "offer_discount"
+    f = features(cart_value=80.0, cart_lines=1, views_since_add=3)
+    assert choose(f, event("Cart Viewed")).action == "offer_discount"
+
+
+def test_every_eligible_alternative_keeps_its_own_score() -> None:
+    d = choose(everything())
+    scores = {a.rule: (a.eligible, a.score) for a in d.alternatives}
+    assert scores == {
+        "protect_purchase": (False, 0.0),
+        "open_cart": (True, 0.7),
+        "engaged_anonymous": (True, 0.25),
+        "category_interest": (True, 0.25),
+        "default": (True, 0.0),
+    }
+    assert d.score == 0.5
 
 
 # --- the decision record ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("p", "name"),
+    ("f", "name"),
     [
         (everything(), "Checkout Started"),
         (everything(), "Product Viewed"),
-        (profile(cart_value=5.0), "page"),
-        (profile(known=False, counts={"page": 9}), "page"),
-        (profile(categories={"x": 3}), "Product Viewed"),
-        (Profile(user_key="u1"), "identify"),
+        (features(cart_value=5.0, cart_lines=1), "page"),
+        (features(known_user=False, views_total=9), "page"),
+        (features(top_category="x", top_category_affinity=3.0), "Product Viewed"),
+        (features(top_category="x", top_category_affinity=1.0), "Product Viewed"),
+        (features(), "identify"),
     ],
 )
-def test_alternatives_list_every_other_rule_once(p: Profile, name: str) -> None:
-    d = choose(p, event(name))
+def test_alternatives_list_every_other_rule_once(f: dict[str, Any], name: str) -> None:
+    d = choose(f, event(name))
     rules = [a.rule for a in d.alternatives]
-    assert len(rules) == len(set(rules)) == len(RULES) - 1
-    assert set(rules) | {rule_of(d)} == set(RULES)
+    assert rules == [r for r in RULES if r != rule_of(d)]  # in priority order
     assert {a.action for a in d.alternatives} | {d.action} == set(RULE_ACTION.values())
     for alternative in d.alternatives:
         assert alternative.action == RULE_ACTION[alternative.rule]
@@ -293,22 +358,35 @@ def test_alternatives_list_every_other_rule_once(p: Profile, name: str) -> None:
     assert rule_of(d) == first
 
 
-def test_reasons_name_the_rule_and_say_why() -> None:
-    d = choose(profile(cart_value=62.5, views_since_add=4))
-    (reason,) = d.reasons
-    assert reason.rule == "hesitating_cart"
-    assert "62.50" in reason.detail
-    assert "4" in reason.detail
+@pytest.mark.parametrize(
+    ("f", "words"),
+    [
+        (features(cart_value=62.5, cart_lines=1, views_since_add=4), ["62.50", "50.00", "4"]),
+        (features(cart_value=9.0, cart_lines=3), ["3 product(s)", "'Product Viewed'"]),
+        (features(known_user=False, views_total=7), ["anonymous", "7 views"]),
+        (features(top_category="shoes", top_category_affinity=3.5), ["'shoes'", "3.50", "3.00"]),
+        (features(), ["default"]),
+    ],
+)
+def test_reasons_name_the_rule_and_say_why(f: dict[str, Any], words: list[str]) -> None:
+    (reason,) = choose(f).reasons
+    for word in words:
+        assert word in reason.detail
 
 
 def test_decision_fields() -> None:
-    p = profile(known=False, counts={"page": 6})
-    d = choose(p, event("page", mid="m-77"))
-    assert d.decision_id == decision_id("rules-v1", "u1", "m-77")
+    d = choose(features(known_user=False, views_total=6), event("page", mid="m-77"))
+    assert d.decision_id == decision_id("rules-v2", "u1", "m-77")
     assert (d.user_key, d.user_id, d.anonymous_id) == ("u1", None, "a1")
     assert (d.event_message_id, d.event_name, d.event_time_ms) == ("m-77", "page", T0)
     assert (d.propensity, d.variant) == (1.0, "champion")
     assert d.versions == VERSIONS
+
+
+def test_the_decision_id_comes_from_the_policy_version_not_the_versions_argument() -> None:
+    d = decide(identity(True), features(), event(mid="m-1"), CFG, {"policy": "other"})
+    assert d.decision_id == decision_id("rules-v2", "u1", "m-1")
+    assert d.versions == {"policy": "other"}
 
 
 def test_decision_json_has_the_documented_fields() -> None:
@@ -330,27 +408,27 @@ def test_decision_json_has_the_documented_fields() -> None:
         "versions",
     ]
     assert doc["schema"] == "decision.v1"
-    assert doc["decision_id"] == decision_id("rules-v1", "u9", "m9")
+    assert doc["decision_id"] == decision_id("rules-v2", "u9", "m9")
     assert doc["user"] == {"key": "u9", "user_id": "u9", "anonymous_id": None}
     assert doc["event"] == {"message_id": "m9", "name": "page", "time_ms": T0}
     assert doc["action"] == "none"
     assert doc["params"] == {}
     assert doc["propensity"] == 1.0
     assert doc["variant"] == "champion"
-    assert doc["versions"] == {"policy": "rules-v1", "features": "features-v1"}
-    assert len(doc["alternatives"]) == len(RULES) - 1
+    assert doc["versions"] == {"policy": "rules-v2", "features": "features-v2"}
     assert [a["rule"] for a in doc["alternatives"]] == RULES[:-1]
     for alternative in doc["alternatives"]:
-        assert {"action", "score", "eligible", "rule"} <= set(alternative)
+        assert set(alternative) == {"action", "score", "eligible", "rule"}
         assert alternative["eligible"] is False
         assert alternative["score"] == 0.0
     assert doc["reasons"] == [{"rule": "default", "detail": d.reasons[0].detail, "features": {}}]
 
 
-def test_recommend_category_json_carries_the_category_param() -> None:
-    doc = orjson.loads(choose(profile(categories={"shoes": 4})).to_bytes())
+def test_recommend_category_json_carries_the_category_param_and_its_features() -> None:
+    doc = orjson.loads(choose(features(top_category="shoes", top_category_affinity=4.0)).to_bytes())
     assert doc["action"] == "recommend_category"
     assert doc["params"] == {"category": "shoes"}
+    assert doc["reasons"][0]["features"] == {"top_category": "shoes", "top_category_affinity": 4.0}
 
 
 def test_processing_block_is_added_with_an_emit_time_and_removed_by_canonical_bytes() -> None:
@@ -368,7 +446,7 @@ def test_processing_block_is_added_with_an_emit_time_and_removed_by_canonical_by
 
 
 def test_emit_time_zero_still_adds_the_processing_block() -> None:
-    d = choose(Profile(user_key="u1"))
+    d = choose(features())
     doc = orjson.loads(d.to_bytes(emitted_at_ms=0))
     assert doc["processing"] == {"emitted_at_ms": 0, "event_to_emit_ms": -T0}
 
@@ -383,9 +461,16 @@ def test_decisions_are_deterministic() -> None:
         {"discount_min_cart_value": -1.0},
         {"discount_min_views_since_add": 0},
         {"signup_min_page_views": 0},
-        {"recommend_min_category_views": -3},
+        {"recommend_min_affinity": 0.0},
+        {"recommend_min_affinity": -3.0},
     ],
 )
 def test_invalid_policy_thresholds_are_rejected(changes: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         PolicyConfig(**changes)
+
+
+def test_the_rules_v1_threshold_is_gone() -> None:
+    assert PolicyConfig().version == "rules-v2"
+    with pytest.raises(TypeError):
+        PolicyConfig(recommend_min_category_views=3)  # type: ignore[call-arg]

@@ -1,4 +1,4 @@
-"""Window math, the catalog, and windowed aggregates in event time."""
+"""Window math, the catalog, and the incremental windowed aggregates (against a reference)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from stream.catalog import ALL_WINDOWS, DEFAULT_CATALOG, Catalog, RatioSpec, WindowedSpec
 from stream.exceptions import ConfigError
-from stream.windowed import WindowState, add_event, expire, read_all
+from stream.windowed import MICRO, WindowState, add_event, plan_for, read_all, reference_read
 from stream.windows import (
     DAY_MS,
     HOUR_MS,
@@ -80,101 +80,149 @@ def test_default_catalog_names_are_derived_from_specs() -> None:
 VIEWS = Catalog(
     (
         WindowedSpec("Product Viewed", "count", windows_ms=(MINUTE_MS, HOUR_MS, DAY_MS)),
-        WindowedSpec("Product Viewed", "sum", "price", (HOUR_MS,)),
-        WindowedSpec("Product Viewed", "distinct", "category", (DAY_MS,)),
-    )
+        WindowedSpec("Product Viewed", "sum", "price", (HOUR_MS, DAY_MS)),
+        WindowedSpec("Product Viewed", "max", "price", (HOUR_MS,)),
+        WindowedSpec("Product Viewed", "distinct", "category", (HOUR_MS, DAY_MS)),
+        WindowedSpec("page", "count", windows_ms=(10 * MINUTE_MS, HOUR_MS)),
+    ),
+    (RatioSpec("views_per_page_1h", "product_viewed_count_1h", "page_count_1h"),),
 )
+Raw = tuple[str, int, float | None, str]
 EVENTS = st.lists(
     st.tuples(
-        st.integers(0, 2 * DAY_MS),
-        st.integers(0, 10_000).map(lambda c: c / 100),
-        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["Product Viewed", "Product Viewed", "page", "Order Completed"]),
+        # Two days with clusters: many events share buckets, many cross window edges.
+        st.one_of(st.integers(0, 2 * DAY_MS), st.integers(0, 20).map(lambda m: m * MINUTE_MS)),
+        st.one_of(st.none(), st.integers(0, 100_000).map(lambda c: c / 100)),
+        st.sampled_from(["a", "b", "c", "d"]),
     ),
     min_size=1,
-    max_size=40,
+    max_size=60,
 )
 
 
-def _apply(events: list[tuple[int, float, str]], catalog: Catalog = VIEWS) -> WindowState:
-    state: WindowState = {}
-    for offset, price, category in events:
-        values = {"price": price, "category": category}
-        add_event(state, catalog, "Product Viewed", T0 + offset, values.__getitem__)
+def _values(price: float | None, category: str) -> dict[str, object]:
+    return {"price": price, "category": category}
+
+
+def _apply(events: list[Raw], catalog: Catalog = VIEWS) -> WindowState:
+    state = WindowState()
+    for name, offset, price, category in events:
+        add_event(state, catalog, name, T0 + offset, _values(price, category).get)
     return state
 
 
-@settings(max_examples=80, deadline=None)
+def _reference(events: list[Raw], now: int) -> dict[str, float | int]:
+    return reference_read([(n, T0 + o, _values(p, c).get) for n, o, p, c in events], VIEWS, now)
+
+
+def _check_totals_invariant(state: WindowState, catalog: Catalog) -> None:
+    """Every running total equals its column summed over the buckets inside its window."""
+    plan = plan_for(catalog)
+    assert state.as_of is not None
+    for window, series, _, pairs in plan.leaving:
+        for slot, column in pairs:
+            inside = sum(
+                c[column] for b, c in state.buckets[series].items() if b > state.as_of - window
+            )
+            assert state.totals[slot] == inside
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=EVENTS)
+def test_features_equal_the_reference_aggregators_after_every_event(events: list[Raw]) -> None:
+    """The engine (incremental totals, leaving buckets subtracted, late events placed) reads
+    exactly what the generic aggregators compute from scratch over the events so far."""
+    state = WindowState()
+    for i, (name, offset, price, category) in enumerate(events):
+        add_event(state, VIEWS, name, T0 + offset, _values(price, category).get)
+        assert state.as_of is not None
+        expected = _reference(events[: i + 1], state.as_of)
+        got = read_all(state, VIEWS)
+        assert got.keys() == expected.keys()
+        for feature, value in expected.items():
+            assert got[feature] == pytest.approx(value, abs=1e-6), feature
+        _check_totals_invariant(state, VIEWS)
+
+
+@settings(max_examples=100, deadline=None)
 @given(events=EVENTS, data=st.data())
 def test_arrival_order_does_not_change_state_or_features(
-    events: list[tuple[int, float, str]], data: st.DataObject
+    events: list[Raw], data: st.DataObject
 ) -> None:
     shuffled = list(data.draw(st.permutations(events)))
-    now = T0 + max(e[0] for e in events)
-    assert _apply(events) == _apply(shuffled)
-    assert read_all(_apply(events), VIEWS, now) == read_all(_apply(shuffled), VIEWS, now)
+    in_order, arrived = _apply(events), _apply(shuffled)
+    assert in_order.to_doc() == arrived.to_doc()
+    assert read_all(in_order, VIEWS) == read_all(arrived, VIEWS)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(events=EVENTS)
-def test_counts_match_a_brute_force_count_by_bucket(events: list[tuple[int, float, str]]) -> None:
-    now = T0 + max(e[0] for e in events)
-    features = read_all(_apply(events), VIEWS, now)
-    for window, name in ((MINUTE_MS, "1m"), (HOUR_MS, "1h"), (DAY_MS, "24h")):
-        size = bucket_size_for(window)
-        expected = sum(
-            1 for t, _, _ in events if in_window(bucket_start(T0 + t, size), now, window)
-        )
-        assert features[f"product_viewed_count_{name}"] == expected >= 0
+def test_counts_are_never_negative_and_state_stays_bounded(events: list[Raw]) -> None:
+    state = WindowState()
+    for name, offset, price, category in events:
+        add_event(state, VIEWS, name, T0 + offset, _values(price, category).get)
+        assert all(total >= 0 for total in state.totals)
+        assert all(v >= 0 for v in read_all(state, VIEWS).values())
+    for (size, retention, _), buckets in zip(plan_for(VIEWS).series, state.buckets, strict=True):
+        assert len(buckets) <= retention // size + 1
+        assert state.as_of is not None
+        assert all(b > state.as_of - retention for b in buckets)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(events=EVENTS)
-def test_expiry_keeps_features_and_bounds_buckets(events: list[tuple[int, float, str]]) -> None:
-    now = T0 + max(e[0] for e in events)
+def test_snapshot_round_trips(events: list[Raw]) -> None:
     state = _apply(events)
-    before = read_all(state, VIEWS, now)
-    expire(state, VIEWS, now)
-    assert read_all(state, VIEWS, now) == before
-    for series in state.values():
-        for size, buckets in series.items():
-            assert len(buckets) <= DAY_MS // int(size) + 1
+    restored = WindowState.from_doc(state.to_doc())
+    assert restored == state
+    assert read_all(restored, VIEWS) == read_all(state, VIEWS)
 
 
-@settings(max_examples=80, deadline=None)
-@given(events=EVENTS)
-def test_expiring_once_per_tick_as_events_arrive_equals_a_full_expiry(
-    events: list[tuple[int, float, str]],
-) -> None:
-    """The streaming path (late adds to expired buckets skipped, expiry only when time crosses a
-    tick) ends in exactly the state a full expiry of everything gives."""
-    streamed: WindowState = {}
-    latest: int | None = None
-    for offset, price, category in events:
-        t = T0 + offset
-        now = t if latest is None else max(latest, t)
-        values = {"price": price, "category": category}
-        add_event(streamed, VIEWS, "Product Viewed", t, values.__getitem__, now)
-        expire(streamed, VIEWS, now, latest)
-        latest = now
-    assert latest is not None
-    batch = _apply([e for e in events])
-    expire(batch, VIEWS, latest)
-    # Buckets a late event would have re-created are exactly the ones the full expiry drops.
-    assert streamed == batch
-    assert read_all(streamed, VIEWS, latest) == read_all(_apply(events), VIEWS, latest)
+def test_sums_are_exact_in_micro_units() -> None:
+    state = WindowState()
+    for i in range(1000):
+        add_event(state, VIEWS, "Product Viewed", T0 + i, {"price": 0.1, "category": "a"}.get)
+    assert read_all(state, VIEWS)["product_viewed_sum_price_1h"] == 100.0
+    assert state.totals[plan_for(VIEWS).readers[3].slot] == 100 * MICRO
 
 
-def test_a_late_event_just_behind_a_cutoff_does_not_recreate_an_expired_bucket() -> None:
-    """The edge of the in-order fast path: within one bucket of a series' cutoff."""
-    spec = WindowedSpec("Product Viewed", "count", windows_ms=(DAY_MS,))
+def test_a_profile_written_under_another_catalog_starts_its_windows_again() -> None:
+    state = _apply([("Product Viewed", 0, 1.0, "a")])
+    other = Catalog((WindowedSpec("Product Viewed", "count", windows_ms=(HOUR_MS,)),))
+    assert read_all(state, other) == {"product_viewed_count_1h": 0}
+    add_event(state, other, "Product Viewed", T0 + 1, lambda field: None)
+    assert read_all(state, other) == {"product_viewed_count_1h": 1}
+
+
+def test_distinct_saturates_at_its_limit_and_keeps_the_most_recent_values() -> None:
+    spec = WindowedSpec("Product Viewed", "distinct", "category", (HOUR_MS, DAY_MS))
     catalog = Catalog((spec,))
-    size = bucket_size_for(DAY_MS)
+    state = WindowState()
+    for i in range(100):  # one new category a minute, the last 60 within the hour
+        t = T0 + DAY_MS // 2 + (i - 60) * MINUTE_MS
+        add_event(state, catalog, "Product Viewed", t, {"category": f"c{i}"}.get)
+    features = read_all(state, catalog)
+    assert features["product_viewed_distinct_category_24h"] == 32  # the limit
+    assert features["product_viewed_distinct_category_1h"] == 32  # 60 in the hour, capped
+    assert set(state.distinct[0]) == {f"c{i}" for i in range(68, 100)}
+
+
+def test_an_event_older_than_every_window_is_not_kept() -> None:
+    state = _apply([("Product Viewed", 3 * DAY_MS, 1.0, "a")])
+    before = state.to_doc()
+    add_event(state, VIEWS, "Product Viewed", T0, {"price": 5.0, "category": "z"}.get)
+    assert state.to_doc() == before
+
+
+def test_a_late_event_just_inside_the_longest_window_counts() -> None:
     now = T0 + 3 * DAY_MS
-    state: WindowState = {}
-    add_event(state, catalog, "Product Viewed", now, lambda field: None, now)
-    cutoff = expired_before(bucket_start(now, MINUTE_MS), DAY_MS, size)
-    for late in (cutoff - 1, cutoff - size, cutoff - size + 1):
-        add_event(state, catalog, "Product Viewed", late, lambda field: None, now)
-    assert all(int(b) >= cutoff for b in state[spec.key][str(size)])
-    add_event(state, catalog, "Product Viewed", cutoff, lambda field: None, now)
-    assert str(cutoff) in state[spec.key][str(size)]
+    state = _apply([("Product Viewed", 3 * DAY_MS, 1.0, "a")])
+    size = bucket_size_for(DAY_MS)
+    inside = bucket_start(now - DAY_MS, size) + size  # the oldest bucket still in the window
+    add_event(state, VIEWS, "Product Viewed", inside, {"price": 2.0, "category": "b"}.get)
+    features = read_all(state, VIEWS)
+    assert features["product_viewed_count_24h"] == 2
+    assert features["product_viewed_count_1h"] == 1
+    add_event(state, VIEWS, "Product Viewed", inside - 1, {"price": 2.0, "category": "b"}.get)
+    assert read_all(state, VIEWS)["product_viewed_count_24h"] == 2
