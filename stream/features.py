@@ -17,6 +17,7 @@ the grace period is *late*: counted (``note:late_event``), applied to order-free
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -250,13 +251,16 @@ def _apply_context(profile: Profile, event: Event, fingerprint: int) -> None:
 
 
 def _context_subset(context: dict[str, Any]) -> dict[str, Any]:
+    """The context fields features use, each text cut to 64 characters (bounded state)."""
     subset: dict[str, Any] = {}
     for key, inner in _CONTEXT_FIELDS:
         value = context.get(key)
+        if value is None:
+            continue
         if inner is not None:
             value = value.get(inner) if isinstance(value, dict) else None
             if value is not None:
-                subset.setdefault(key, {})[inner] = value if isinstance(value, str) else None
+                subset[key] = {inner: value[:64] if isinstance(value, str) else None}
         elif isinstance(value, str):
             subset[key] = value[:64]
         elif isinstance(value, dict):
@@ -426,9 +430,11 @@ def _top_affinity_features(state: OrderedState, config: StepConfig, now: int) ->
     top_category = _top(state.categories)
     top_affinity = 0.0
     if top_category is not None:
-        one = {top_category: state.categories[top_category]}
-        half_life = config.features.affinity_half_life_ms
-        top_affinity = round(decayed(one, state.affinity_ms, now, half_life)[top_category], 4)
+        score = state.categories[top_category]
+        if state.affinity_ms is not None:  # as stream.ordered.decayed computes it
+            half_life = config.features.affinity_half_life_ms
+            score = round(score * math.pow(0.5, (now - state.affinity_ms) / half_life), 9)
+        top_affinity = round(score, 4)
     return {
         "top_category": top_category,
         "top_category_affinity": top_affinity,
@@ -443,7 +449,8 @@ def _affinity_features(state: OrderedState, config: StepConfig, now: int) -> Fea
 
 
 def _top(scores: dict[str, float]) -> str | None:
-    return max(scores, key=lambda label: (scores[label], label)) if scores else None
+    """The label with the highest score, ties to the greatest label (order-free)."""
+    return max(zip(scores.values(), scores, strict=True))[1] if scores else None
 
 
 def _context_features(profile: Profile) -> FeatureVector:
