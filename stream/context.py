@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["DEVICE_TYPES", "Context", "read_context"]
+__all__ = ["DEVICE_TYPES", "Context", "minimal_context", "read_context"]
 
 DEVICE_TYPES = frozenset({"mobile", "desktop", "tablet"})
 _APP_LIBRARIES = (
@@ -64,13 +64,53 @@ def read_context(context: dict[str, Any], timestamp_ms: int) -> Context:
     )
 
 
+#: The context fields features read: (key, inner key or None for a top-level value).
+_FIELDS = (
+    ("device", "type"),
+    ("os", "name"),
+    ("locale", None),
+    ("timezone", None),
+    ("location", "country"),
+    ("library", "name"),
+    ("app", None),
+    ("page", None),
+)
+_KEPT_LENGTH = 64
+
+
+def minimal_context(context: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields :func:`read_context` uses, texts trimmed and cut to 64 characters:
+    what a profile stores (no IP address, user agent or anything else), and read exactly as
+    the full context would be (every limit below is at most 64, applied after trimming).
+
+    >>> minimal_context({"ip": "10.0.0.1", "device": {"type": " mobile ", "id": "x"}, "app": {}})
+    {'device': {'type': 'mobile'}, 'app': {}}
+    """
+    kept: dict[str, Any] = {}
+    for key, inner in _FIELDS:
+        value = context.get(key)
+        if value is None:
+            continue
+        if inner is not None:
+            value = value.get(inner) if isinstance(value, dict) else None
+            if isinstance(value, str):  # anything else reads as absent
+                kept[key] = {inner: value.strip()[:_KEPT_LENGTH]}
+        elif isinstance(value, str):
+            kept[key] = value.strip()[:_KEPT_LENGTH]
+        elif isinstance(value, dict):
+            kept[key] = {}  # presence matters (app / page tell the channel)
+    return kept
+
+
 def _get(doc: dict[str, Any], key: str, inner: str) -> object:
     value = doc.get(key)
     return value.get(inner) if isinstance(value, dict) else None
 
 
 def _text(value: object, limit: int) -> str | None:
-    return value.strip()[:limit] if isinstance(value, str) and value.strip() else None
+    # Trim, cut, trim again: the result is then the same from a value minimal_context cut.
+    text = value.strip()[:limit].rstrip() if isinstance(value, str) else ""
+    return text or None
 
 
 @lru_cache(maxsize=512)

@@ -241,43 +241,14 @@ def _apply_windows(
 
 
 def _apply_context(profile: Profile, event: Event, fingerprint: int) -> None:
-    # Keep the (bounded) raw fields of the latest event's context, by event time and then
-    # fingerprint, so the kept context does not depend on arrival order; normalizing waits
-    # until a context feature is read.
+    # Keep the latest event's context, by event time and then fingerprint, so the kept context
+    # does not depend on arrival order. The event's dict is referenced as is: the profile keeps
+    # only the fields features use (stream.context.minimal_context) when it is serialized, once
+    # per batch rather than once per event, and features read both forms identically.
     order = (event.timestamp_ms, fingerprint)
     if profile.context_ms is None or order > (profile.context_ms, profile.context_fingerprint):
-        profile.context = _context_subset(event.context)
+        profile.context = event.context
         profile.context_ms, profile.context_fingerprint = order
-
-
-def _context_subset(context: dict[str, Any]) -> dict[str, Any]:
-    """The context fields features use, each text cut to 64 characters (bounded state)."""
-    subset: dict[str, Any] = {}
-    for key, inner in _CONTEXT_FIELDS:
-        value = context.get(key)
-        if value is None:
-            continue
-        if inner is not None:
-            value = value.get(inner) if isinstance(value, dict) else None
-            if value is not None:
-                subset[key] = {inner: value[:64] if isinstance(value, str) else None}
-        elif isinstance(value, str):
-            subset[key] = value[:64]
-        elif isinstance(value, dict):
-            subset[key] = {}  # presence matters (app / page tell the channel)
-    return subset
-
-
-_CONTEXT_FIELDS = (
-    ("device", "type"),
-    ("os", "name"),
-    ("locale", None),
-    ("timezone", None),
-    ("location", "country"),
-    ("library", "name"),
-    ("app", None),
-    ("page", None),
-)
 
 
 class CleanProperties:
@@ -369,7 +340,9 @@ def _lifetime_features(profile: Profile) -> FeatureVector:
     counts = profile.counts
     return {
         "events_total": sum(counts.values()),
-        "views_total": sum(counts.get(n, 0) for n in ("page", "screen", "Product Viewed")),
+        "views_total": (
+            counts.get("page", 0) + counts.get("screen", 0) + counts.get("Product Viewed", 0)
+        ),
         "orders_total": counts.get("Order Completed", 0),
         "revenue_total": profile.revenue_total,
         "known_user": profile.user_id is not None,

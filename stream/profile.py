@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from stream.context import minimal_context
 from stream.exceptions import SnapshotError
 from stream.ordered import CartLine, Moment, OrderedState
 from stream.windowed import WindowState
@@ -95,7 +96,7 @@ class Profile:
             "windows": self.windows.to_doc(),
             "final": self.final.to_dict(),
             "pending": [list(m) for m in self.pending],
-            "context": self.context,
+            "context": None if self.context is None else minimal_context(self.context),
             "context_ms": self.context_ms,
             "context_fingerprint": self.context_fingerprint,
             "late_events": self.late_events,
