@@ -12,6 +12,7 @@ What it leaves to the model (returns ``None``):
 * any string over its limit, an empty ``messageId`` or ``event``, a wrong type anywhere, an
   explicit ``null`` for ``context``/``properties``/``traits``;
 * a missing ``messageId``, ``event`` (track), ``previousId`` (alias) or event time;
+* an event time the checks of :mod:`stream.eventtime` refuse;
 * every time that is not strictly ``YYYY-MM-DDTHH:MM:SS[.f{1,6}][Z|±HH:MM]``. Pydantic and
   :meth:`datetime.fromisoformat` disagree around the edges (``fromisoformat`` also takes
   ``+00:60``, ``+02``, week dates, the basic format and a space before ``Z``; pydantic also
@@ -37,6 +38,13 @@ from typing import Any, Final
 
 from stream.deadletter import SourcePosition
 from stream.events import MAX_ID_LENGTH, Event, EventType
+from stream.eventtime import (
+    MAX_FUTURE_MS,
+    MAX_PLAUSIBLE_MS,
+    MIN_PLAUSIBLE_MS,
+    event_time_ms,
+    time_problem,
+)
 
 __all__ = ["fast_event"]
 
@@ -63,7 +71,10 @@ class _Unsure(Exception):
 
 
 def fast_event(
-    doc: dict[str, Any], raw_size: int, source: SourcePosition | None = None
+    doc: dict[str, Any],
+    raw_size: int,
+    source: SourcePosition | None = None,
+    max_future_ms: int = MAX_FUTURE_MS,
 ) -> Event | None:
     """The event the model would build from ``doc``, or ``None`` to let the model decide.
 
@@ -71,12 +82,14 @@ def fast_event(
     hold a longer string, so the keys of its objects need no length check.
     """
     try:
-        return _build(doc, raw_size, source)
+        return _build(doc, raw_size, source, max_future_ms)
     except _Unsure:
         return None
 
 
-def _build(doc: dict[str, Any], raw_size: int, source: SourcePosition | None) -> Event:
+def _build(
+    doc: dict[str, Any], raw_size: int, source: SourcePosition | None, max_future_ms: int
+) -> Event:
     # Every call and attribute lookup shows at this scale: hence `kind` compared as text (an
     # enum member lookup costs ~0.2 µs) and a few `_text` checks written out.
     get = doc.get
@@ -99,17 +112,19 @@ def _build(doc: dict[str, Any], raw_size: int, source: SourcePosition | None) ->
         context, properties = _object(doc, "context"), _object(doc, "properties")
     if "traits" in doc:
         _object(doc, "traits")
+    when, received = _times(get, max_future_ms)
     return _new_event(
         message_id,
         etype,
         event if kind == "track" else kind,  # type: ignore[arg-type]
         user_key,
-        _event_time_ms(get),
+        when,
         user_id,
         anonymous_id,
         properties,
         context,
         source,
+        received,
     )
 
 
@@ -141,25 +156,32 @@ def _object(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return {}
 
 
-def _event_time_ms(get: Callable[[str], Any]) -> int:
-    """``timestamp``, else ``originalTimestamp``, else ``receivedAt``; every time is checked."""
+def _times(get: Callable[[str], Any], max_future_ms: int) -> tuple[int, int | None]:
+    """The corrected event time and ``receivedAt``, if all four times are valid and the event
+    time is not refused (that dead letter is the model path's to write)."""
     timestamp, original, sent, received = (
         get("timestamp"),
         get("originalTimestamp"),
         get("sentAt"),
         get("receivedAt"),
     )
-    if sent is not None:
-        _iso_ms(sent)  # only checked: it does not change the event time
+    if timestamp is not None:
+        timestamp = _iso_ms(timestamp)
     if original is not None:
         original = _iso_ms(original)
+    if sent is not None:
+        sent = _iso_ms(sent)
     if received is not None:
         received = _iso_ms(received)
-    if timestamp is not None:
-        return _iso_ms(timestamp)
-    if original is None and received is None:
+    if received is None:  # what `event_time_ms` and `time_problem` come to: the usual case
+        when = timestamp if timestamp is not None else original
+        if when is None or not MIN_PLAUSIBLE_MS <= when <= MAX_PLAUSIBLE_MS:
+            raise _Unsure
+        return when, None
+    when = event_time_ms(timestamp, original, sent, received)
+    if when is None or time_problem(when, received, max_future_ms) is not None:
         raise _Unsure
-    return original if original is not None else received  # type: ignore[no-any-return]
+    return when, received
 
 
 def _iso_ms(value: object) -> int:
@@ -226,6 +248,7 @@ _new = object.__new__
     _set_properties,
     _set_context,
     _set_source,
+    _set_received_at_ms,
 ) = (getattr(Event, f.name).__set__ for f in fields(Event))
 
 
@@ -240,8 +263,9 @@ def _new_event(
     properties: dict[str, Any],
     context: dict[str, Any],
     source: SourcePosition | None,
+    received_at_ms: int | None,
 ) -> Event:
-    """``Event(...)`` with these fields, built in a third of the time (see above)."""
+    """``Event(...)`` with these fields, built in under half the time (see above)."""
     event = _new(Event)
     _set_message_id(event, message_id)
     _set_type(event, etype)
@@ -253,4 +277,5 @@ def _new_event(
     _set_properties(event, properties)
     _set_context(event, context)
     _set_source(event, source)
+    _set_received_at_ms(event, received_at_ms)
     return event

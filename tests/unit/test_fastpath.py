@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import fields
+from datetime import timedelta, timezone
 from typing import Any
 
 import orjson
@@ -14,9 +15,10 @@ from hypothesis import strategies as st
 from stream import fastpath
 from stream.decode import decode_event, decode_event_reference
 from stream.events import MAX_ID_LENGTH, Event, SegmentEvent
+from stream.eventtime import MAX_FUTURE_MS, MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS
 from stream.fastpath import MAX_EVENT_NAME_LENGTH, MAX_STR_LENGTH, fast_event
 from stream.synthetic import GeneratorConfig, generate_events
-from stream.timeutil import ms_to_iso
+from stream.timeutil import EPOCH, ms_to_iso
 from tests.support import INVALID_EVENTS
 from tests.unit.test_decode import EXTRA_INVALID, SOURCE
 
@@ -182,6 +184,66 @@ def test_fast_path_is_after_the_size_limit(doc: dict[str, Any], slack: int) -> N
         assert fast == decode_event_reference(raw, max_bytes=max_bytes)
 
 
+_HOUR_MS = 3_600_000
+_YEAR_MS = 365 * 24 * _HOUR_MS
+_LIMITS = [MIN_PLAUSIBLE_MS, MAX_PLAUSIBLE_MS]
+
+
+def _iso(ms: int, draw: st.DrawFn) -> str:
+    """``ms`` as the SDKs write it, or with an offset, or naive."""
+    text = ms_to_iso(ms)
+    form = draw(st.sampled_from(["sdk", "sdk", "offset", "naive"]))
+    if form == "offset":
+        zone = timezone(timedelta(minutes=draw(st.sampled_from([-480, 330, 60]))))
+        return (EPOCH + timedelta(milliseconds=ms)).astimezone(zone).isoformat()
+    return text[:-1] if form == "naive" else text
+
+
+@st.composite
+def clocked(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
+    """A document whose times relate as clocks do (device skew, time queued on the device,
+    network delay), around the plausibility and future limits; and a ``max_future_ms``."""
+    doc = draw(documents())
+    max_future_ms = draw(st.sampled_from([MAX_FUTURE_MS, 0, 1, _HOUR_MS]))
+    received = draw(
+        st.integers(MIN_PLAUSIBLE_MS - _YEAR_MS, MAX_PLAUSIBLE_MS + _YEAR_MS)
+        | st.sampled_from(_LIMITS).flatmap(lambda ms: st.integers(ms - 1, ms + 1))
+    )
+    skew = draw(
+        st.sampled_from([0, _HOUR_MS, -_HOUR_MS, -54 * _YEAR_MS])
+        | st.integers(-100 * _YEAR_MS, 100 * _YEAR_MS)
+    )
+    queued = draw(
+        st.sampled_from([-max_future_ms - 1, -max_future_ms, 0])
+        | st.integers(-_HOUR_MS, 2 * _HOUR_MS)
+    )
+    sent = received - draw(st.integers(0, 10_000)) + skew
+    device = sent - queued
+    times = {"receivedAt": received, "sentAt": sent, draw(_DEVICE_FIELD): device}
+    for name in ("timestamp", "originalTimestamp", "sentAt", "receivedAt"):
+        doc.pop(name, None)
+    for name, ms in times.items():
+        if draw(st.integers(0, 4)) and EPOCH_MS_RANGE[0] <= ms <= EPOCH_MS_RANGE[1]:
+            doc[name] = _iso(ms, draw)
+    return doc, max_future_ms
+
+
+_DEVICE_FIELD = st.sampled_from(["timestamp", "timestamp", "originalTimestamp"])
+#: What `ms_to_iso` can write (years 1970 to 9999).
+EPOCH_MS_RANGE = (0, 253_402_300_799_999)
+
+
+@settings(_SETTINGS, max_examples=700)
+@given(clocked())
+def test_fast_path_corrects_and_refuses_times_like_the_model(
+    case: tuple[dict[str, Any], int],
+) -> None:
+    doc, max_future_ms = case
+    raw = orjson.dumps(doc)
+    fast = decode_event(raw, max_future_ms=max_future_ms)
+    assert fast == decode_event_reference(raw, max_future_ms=max_future_ms)
+
+
 @pytest.mark.parametrize("raw", [raw for raw, _ in INVALID_EVENTS] + [c[1] for c in EXTRA_INVALID])
 def test_invalid_examples_are_dead_lettered_alike(raw: bytes) -> None:
     assert_same_as_reference(raw)
@@ -207,6 +269,11 @@ COMMON: list[dict[str, Any]] = [
         {"timestamp": "2024-01-01T00:00:00.123456"},
         {"originalTimestamp": "2024-01-01T00:00:00Z", "receivedAt": "2024-01-01T00:00:01Z"},
         {"receivedAt": "2024-01-01T00:00:01Z"},
+        {
+            "timestamp": "2024-01-01T00:00:00.000Z",
+            "sentAt": "2024-01-01T00:00:01.000Z",
+            "receivedAt": "2024-01-01T01:00:01.500Z",
+        },
     ],
 )
 def test_common_shapes_take_the_fast_path(call: dict[str, Any], times_: dict[str, str]) -> None:
@@ -299,5 +366,6 @@ def test_events_are_built_field_by_field_as_the_dataclass_would() -> None:
         "properties",
         "context",
         "source",
+        "received_at_ms",
     ]
     assert not hasattr(Event, "__post_init__")
