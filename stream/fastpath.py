@@ -14,10 +14,11 @@ What it leaves to the model (returns ``None``):
 * a missing ``messageId``, ``event`` (track), ``previousId`` (alias) or event time;
 * an event time the checks of :mod:`stream.eventtime` refuse;
 * every time that is not strictly ``YYYY-MM-DDTHH:MM:SS[.f{1,6}][Z|±HH:MM]``. Pydantic and
-  :meth:`datetime.fromisoformat` disagree around the edges (``fromisoformat`` also takes
-  ``+00:60``, ``+02``, week dates, the basic format and a space before ``Z``; pydantic also
-  takes a lowercase ``t``/``z``, a date alone, epoch numbers and numeric strings), so only the
-  shape both read identically is parsed here.
+  :meth:`datetime.fromisoformat` disagree around the edges (``fromisoformat`` reads ``+00:60``
+  as ``+01:00`` and also takes ``+02``, week dates, the basic format and a space before ``Z``;
+  pydantic also takes a lowercase ``t``/``z``, epoch numbers and numeric strings), and the
+  rare forms both take (a date alone, no seconds, a comma before the fraction) are not worth
+  the risk: only the shape both read identically is parsed here.
 
 >>> event = fast_event({"type": "page", "messageId": "m1", "anonymousId": "a1",
 ...                     "timestamp": "2019-10-01T02:00:00.250+02:00"}, 120)
@@ -33,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from stream.deadletter import SourcePosition
@@ -45,6 +46,7 @@ from stream.eventtime import (
     event_time_ms,
     time_problem,
 )
+from stream.timeutil import EPOCH
 
 __all__ = ["fast_event"]
 
@@ -54,15 +56,15 @@ MAX_EVENT_NAME_LENGTH: Final = 200
 
 _TYPES: Final = {t.value: t for t in EventType}
 # ASCII only: `\d` would also match other scripts' digits. `fullmatch`, because `$` also
-# matches before a trailing newline. Hours, minutes and offsets are bounded here so that
-# nothing outside what pydantic accepts gets through (``fromisoformat`` takes ``+00:60``).
+# matches before a trailing newline. Hours, minutes, seconds and offsets are bounded by the
+# pattern, not left to `fromisoformat` (which takes `+00:60`), so that what passes does not
+# depend on what a given Python's `fromisoformat` tolerates.
 _ISO: Final = re.compile(
     r"\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
     r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?",
     re.ASCII,
 )
-_EPOCH_NAIVE: Final = datetime(1970, 1, 1)  # noqa: DTZ001 - naive times are UTC (timeutil)
-_EPOCH: Final = _EPOCH_NAIVE.replace(tzinfo=UTC)
+_EPOCH_NAIVE: Final = EPOCH.replace(tzinfo=None)  # naive times are UTC, as in `timeutil`
 
 
 class _Unsure(Exception):
@@ -116,7 +118,7 @@ def _build(
     return _new_event(
         message_id,
         etype,
-        event if kind == "track" else kind,  # type: ignore[arg-type]
+        event if event is not None and kind == "track" else kind,
         user_key,
         when,
         user_id,
@@ -201,7 +203,7 @@ def _iso_ms(value: object) -> int:
         parsed = datetime.fromisoformat(value)
     except ValueError:  # day 31 of a 30-day month, year 0, ...
         raise _Unsure from None
-    delta = parsed - (_EPOCH_NAIVE if parsed.tzinfo is None else _EPOCH)
+    delta = parsed - (_EPOCH_NAIVE if parsed.tzinfo is None else EPOCH)
     # As `timeutil.datetime_to_ms`: whole milliseconds, floored.
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
