@@ -38,6 +38,8 @@ class DeadLetterReason(StrEnum):
     MISSING_IDENTITY = "missing_identity"
     MISSING_FIELD = "missing_field"
     INVALID_FIELD = "invalid_field"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    IMPLAUSIBLE_TIMESTAMP = "implausible_timestamp"
     PROCESSING_ERROR = "processing_error"
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stream.deadletter import SourcePosition
+from stream.eventtime import event_time_ms
 from stream.timeutil import datetime_to_ms
 
 __all__ = ["MAX_ID_LENGTH", "Event", "EventType", "SegmentEvent", "message_fingerprint"]
@@ -82,7 +83,8 @@ class SegmentEvent(BaseModel):
         return self
 
     def event_time(self) -> datetime | None:
-        """When it happened: ``timestamp``, else ``originalTimestamp``, else ``receivedAt``."""
+        """When it happened: ``timestamp``, else ``originalTimestamp``, else ``receivedAt``
+        (before the correction for the device's clock: see :mod:`stream.eventtime`)."""
         return self.timestamp or self.originalTimestamp or self.receivedAt
 
     def user_key(self) -> str:
@@ -98,6 +100,8 @@ class Event:
 
     ``name`` is what the event counts as: the track event name (``"Product Viewed"``), or the call
     type for the other calls (``"page"``, ``"screen"``, ``"identify"``, ``"alias"``).
+    ``timestamp_ms`` is the event time, corrected for the device's clock (:mod:`stream.eventtime`);
+    ``received_at_ms`` is when the collector received it, if it said.
     """
 
     message_id: str
@@ -110,23 +114,29 @@ class Event:
     properties: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     source: SourcePosition | None = None
+    received_at_ms: int | None = None
 
     @classmethod
     def from_segment(cls, wire: SegmentEvent, source: SourcePosition | None = None) -> Event:
         """The domain event for a validated wire event."""
-        when = wire.event_time()
+        timestamp, original, sent, received = (
+            None if value is None else datetime_to_ms(value)
+            for value in (wire.timestamp, wire.originalTimestamp, wire.sentAt, wire.receivedAt)
+        )
+        when = event_time_ms(timestamp, original, sent, received)
         assert when is not None, "checked by the model validator"
         return cls(
             message_id=wire.messageId,
             type=EventType(wire.type),
             name=wire.event if wire.type == "track" and wire.event else wire.type,
             user_key=wire.user_key(),
-            timestamp_ms=datetime_to_ms(when),
+            timestamp_ms=when,
             user_id=wire.userId,
             anonymous_id=wire.anonymousId,
             properties=wire.properties,
             context=wire.context,
             source=source,
+            received_at_ms=received,
         )
 
 

@@ -29,4 +29,9 @@ INVALID_EVENTS: list[tuple[bytes, str]] = [
     (_with(messageId=None), "missing_field"),
     (_with(properties=["not", "an", "object"], messageId="bad-3"), "invalid_field"),
     (_with(timestamp="yesterday", messageId="bad-4"), "invalid_field"),
+    (
+        _with(receivedAt="2023-12-31T23:50:00Z", messageId="bad-5"),  # 10 min before `timestamp`
+        "future_timestamp",
+    ),
+    (_with(timestamp="1970-01-01T00:00:00Z", messageId="bad-6"), "implausible_timestamp"),
 ]

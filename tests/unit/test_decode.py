@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 from typing import Any
 
 import orjson
@@ -20,7 +21,10 @@ from stream import (
     decode_event,
 )
 from stream.deadletter import DEADLETTER_SCHEMA, MAX_PAYLOAD_BYTES_KEPT
+from stream.decode import MAX_FUTURE_MS
 from stream.events import MAX_ID_LENGTH
+from stream.synthetic import GeneratorConfig, generate_events
+from stream.timeutil import iso_to_ms, ms_to_iso
 from tests.support import INVALID_EVENTS
 
 BASE: dict[str, Any] = {
@@ -118,6 +122,24 @@ EXTRA_INVALID: list[tuple[str, bytes, str]] = [
     ("unparseable timestamp", encode(timestamp="2024-13-45T99:00:00Z"), "invalid_field"),
     ("timestamp an object", encode(timestamp={"at": 1}), "invalid_field"),
     ("10,001-char property key", encode(properties={"k" * 10_001: 1}), "invalid_field"),
+    ("timestamp 0 (1970)", encode(timestamp=0), "implausible_timestamp"),
+    ("timestamp in 1999", encode(timestamp="1999-12-31T23:59:59.999Z"), "implausible_timestamp"),
+    ("timestamp after 2100", encode(timestamp="2100-01-01T00:00:00.001Z"), "implausible_timestamp"),
+    (
+        "receivedAt in 1970",
+        encode(receivedAt="1970-01-01T00:00:00Z", sentAt="1970-01-01T00:00:00Z"),
+        "implausible_timestamp",
+    ),
+    (
+        "a day ahead of receivedAt, no sentAt",
+        encode(receivedAt="2023-12-31T00:00:00Z"),
+        "future_timestamp",
+    ),
+    (
+        "stamped 10 minutes after it was sent",
+        encode(sentAt="2023-12-31T23:50:00Z", receivedAt="2023-12-31T23:50:01Z"),
+        "future_timestamp",
+    ),
 ]
 
 
@@ -255,6 +277,141 @@ def test_timestamp_wins_over_the_fallbacks() -> None:
 )
 def test_timestamps_become_utc_epoch_milliseconds(text: str, expected_ms: int) -> None:
     assert accepted(encode(timestamp=text)).timestamp_ms == expected_ms
+
+
+# --- event time: the device's clock corrected, absurd and future times refused ----------------
+
+HOUR_MS = 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("sent", "received", "expected_ms"),
+    [
+        # device an hour slow: sent 2 s after the event, received 1 s after sending
+        ("2024-01-01T00:00:02Z", "2024-01-01T01:00:03Z", BASE_MS + HOUR_MS + 1_000),
+        # device three days fast, a batch that waited 90 s on it
+        ("2024-01-01T00:01:30Z", "2023-12-29T00:01:30.250Z", BASE_MS - 72 * HOUR_MS + 250),
+        # device clock right: only the network delay is lost
+        ("2024-01-01T00:00:00.500Z", "2024-01-01T00:00:00.700Z", BASE_MS + 200),
+    ],
+)
+def test_a_skewed_device_clock_is_corrected(sent: str, received: str, expected_ms: int) -> None:
+    event = accepted(encode(sentAt=sent, receivedAt=received))
+    assert event.timestamp_ms == expected_ms
+    assert event.received_at_ms is not None
+
+
+def test_a_device_clock_reset_to_1970_is_rescued_by_the_correction() -> None:
+    raw = encode(
+        timestamp="1970-01-01T00:00:10Z",
+        sentAt="1970-01-01T00:00:15Z",
+        receivedAt="2024-01-01T00:00:06Z",
+    )
+    assert accepted(raw).timestamp_ms == BASE_MS + 1_000
+
+
+def test_original_timestamp_is_corrected_like_timestamp() -> None:
+    raw = encode(
+        timestamp=None,
+        originalTimestamp="2024-01-01T00:00:00Z",
+        sentAt="2024-01-01T00:00:02Z",
+        receivedAt="2024-01-01T01:00:03Z",
+    )
+    assert accepted(raw).timestamp_ms == BASE_MS + HOUR_MS + 1_000
+
+
+def test_an_event_already_corrected_by_segment_is_not_corrected_again() -> None:
+    # Segment's own output: `timestamp` = receivedAt - (sentAt - originalTimestamp).
+    raw = encode(
+        timestamp="2024-01-01T01:00:01Z",
+        originalTimestamp="2024-01-01T00:00:00Z",
+        sentAt="2024-01-01T00:00:02Z",
+        receivedAt="2024-01-01T01:00:03Z",
+    )
+    assert accepted(raw).timestamp_ms == BASE_MS + HOUR_MS + 1_000
+
+
+def test_a_server_side_event_without_sent_at_is_not_corrected() -> None:
+    event = accepted(encode(receivedAt="2024-01-01T00:03:00Z"))
+    assert event.timestamp_ms == BASE_MS
+    assert event.received_at_ms == BASE_MS + 180_000
+
+
+def test_sent_at_without_received_at_changes_nothing() -> None:
+    # The generator's shape: client events as they leave the device.
+    event = accepted(encode(sentAt="2024-01-01T05:00:00Z"))
+    assert event.timestamp_ms == BASE_MS
+    assert event.received_at_ms is None
+
+
+def test_an_event_timed_by_received_at_is_not_corrected() -> None:
+    raw = encode(timestamp=None, sentAt="2023-06-01T00:00:00Z", receivedAt="2024-01-01T00:00:00Z")
+    assert accepted(raw).timestamp_ms == BASE_MS
+
+
+def test_far_future_events_are_refused_relative_to_received_at() -> None:
+    letter = rejected(encode(timestamp="2024-01-02T00:00:00Z", receivedAt="2024-01-01T00:00:00Z"))
+    assert letter.reason is DeadLetterReason.FUTURE_TIMESTAMP
+    assert "86400000 ms after receivedAt" in letter.message
+
+
+def test_without_received_at_only_plausibility_bounds_the_future() -> None:
+    assert accepted(encode(timestamp="2099-12-31T23:59:59Z")).received_at_ms is None
+
+
+@pytest.mark.parametrize("max_future_ms", [MAX_FUTURE_MS, 0, 1, 86_400_000])
+def test_max_future_ms_is_inclusive(max_future_ms: int) -> None:
+    received = ms_to_iso(BASE_MS - max_future_ms)
+    just_ahead = ms_to_iso(BASE_MS - max_future_ms - 1)
+    assert accepted(encode(receivedAt=received), max_future_ms=max_future_ms)
+    letter = rejected(encode(receivedAt=just_ahead), max_future_ms=max_future_ms)
+    assert letter.reason is DeadLetterReason.FUTURE_TIMESTAMP
+
+
+def test_max_future_ms_applies_to_the_corrected_time() -> None:
+    # Device an hour slow: the raw timestamp is an hour behind receivedAt, the corrected one
+    # 10 minutes ahead of it (stamped after it was sent).
+    raw = encode(sentAt="2023-12-31T23:50:00Z", receivedAt="2024-01-01T00:50:00Z")
+    assert rejected(raw).reason is DeadLetterReason.FUTURE_TIMESTAMP
+    assert accepted(raw, max_future_ms=10 * 60_000).timestamp_ms == BASE_MS + HOUR_MS
+
+
+def test_the_default_future_limit_is_five_minutes() -> None:
+    assert MAX_FUTURE_MS == 5 * 60_000
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("1999-12-31T23:59:59.999Z", False),
+        ("2000-01-01T00:00:00Z", True),
+        ("2000-01-01T01:00:00+01:00", True),
+        ("2000-01-01T00:59:59.999+01:00", False),
+        ("2100-01-01T00:00:00Z", True),
+        ("2100-01-01T00:00:00.001Z", False),
+        ("9999-12-31T23:59:59-23:59", False),  # beyond `datetime`: still a dead letter
+    ],
+)
+def test_plausible_times_are_2000_to_2100_inclusive(text: str, ok: bool) -> None:
+    result = decode_event(encode(timestamp=text))
+    if ok:
+        assert isinstance(result, Event)
+    else:
+        assert isinstance(result, DeadLetter)
+        assert result.reason is DeadLetterReason.IMPLAUSIBLE_TIMESTAMP
+
+
+def test_an_implausible_received_at_is_refused_even_with_a_good_timestamp() -> None:
+    letter = rejected(encode(receivedAt="2100-01-02T00:00:00Z"))
+    assert letter.reason is DeadLetterReason.IMPLAUSIBLE_TIMESTAMP
+    assert letter.message.startswith("receivedAt")
+
+
+def test_generated_events_keep_their_timestamps() -> None:
+    # The generator sends `sentAt` but no `receivedAt`: nothing to correct, nothing refused.
+    for doc in itertools.islice(generate_events(GeneratorConfig(seed=2, users=20)), 500):
+        event = accepted(orjson.dumps(doc))
+        assert event.timestamp_ms == iso_to_ms(doc["timestamp"])
 
 
 def test_unknown_top_level_fields_are_ignored() -> None:
