@@ -98,5 +98,13 @@ def _remember_message(profile: Profile, fingerprint: int, window: int) -> None:
         del recent[: len(recent) - window]
 
 
+_VERSIONS: dict[int, tuple[StepConfig, dict[str, str]]] = {}
+
+
 def _versions(config: StepConfig) -> dict[str, str]:
-    return {"policy": config.policy.version, "features": config.feature_version}
+    """The versions a decision names, one dict per config object (decisions only read it)."""
+    cached = _VERSIONS.get(id(config))
+    if cached is None:
+        versions = {"policy": config.policy.version, "features": config.feature_version}
+        cached = _VERSIONS[id(config)] = (config, versions)
+    return cached[1]

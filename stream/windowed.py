@@ -55,12 +55,14 @@ _COUNT, _SUM, _MAX, _DISTINCT = "count", "sum", "max", "distinct"
 
 
 class Cell(NamedTuple):
-    """Where one spec's value goes in one series: series index, column, bucket size, retention."""
+    """Where one spec's value goes in one series: series index, column, bucket size, retention
+    and the number of columns of the series' buckets."""
 
     series: int
     column: int
     size: int
     retention_ms: int
+    width: int
 
 
 class Total(NamedTuple):
@@ -165,7 +167,7 @@ def _compile(catalog: Catalog) -> Plan:
             size = bucket_size_for(window)
             s = series_index[size]
             if s not in cells:
-                cells[s] = Cell(s, columns[s], size, sizes[size])
+                cells[s] = Cell(s, columns[s], size, sizes[size], 0)  # width set below
                 columns[s] += 1
             column = cells[s].column
             if kind == _MAX:
@@ -179,6 +181,13 @@ def _compile(catalog: Catalog) -> Plan:
             SpecOp(kind, spec.field, tuple(cells.values()), tuple(totals), -1, 0, 0)
         )
     series = tuple((size, sizes[size], columns[series_index[size]]) for size in sorted(sizes))
+    ops = {
+        event: [
+            op._replace(cells=tuple(c._replace(width=columns[c.series]) for c in op.cells))
+            for op in spec_ops
+        ]
+        for event, spec_ops in ops.items()
+    }
     leaving_plan = tuple(
         (window, s, series[s][0], tuple(pairs)) for (window, s), pairs in sorted(leaving.items())
     )
@@ -282,6 +291,8 @@ def add_event(
         _advance(state, plan, t)
     now = state.as_of
     assert now is not None
+    in_order = t == now  # the usual case: every bucket and window of the event is live
+    buckets_by_series, totals = state.buckets, state.totals
     for op in plan.by_event.get(event_name, ()):
         if op.field is None:
             amount = 1
@@ -294,23 +305,26 @@ def add_event(
                     _see(state.distinct[op.distinct], str(value), t, op.limit)
                 continue
             amount = round(float(value) * MICRO)
-        for cell in op.cells:
-            start = t - t % cell.size
-            if start <= now - cell.retention_ms:
+        is_max = op.kind == _MAX
+        for series, column, size, retention_ms, width in op.cells:
+            start = t - t % size
+            if not in_order and start <= now - retention_ms:
                 continue  # left every window of the series already
-            buckets = state.buckets[cell.series]
+            buckets = buckets_by_series[series]
             columns = buckets.get(start)
             if columns is None:
-                columns = buckets[start] = [0] * plan.series[cell.series][2]
-            if op.kind == _MAX:
-                if amount > columns[cell.column]:
-                    columns[cell.column] = amount
-            else:
-                columns[cell.column] += amount
-        totals = state.totals
-        for total in op.totals:
-            if t - t % total.size > now - total.window_ms:
-                totals[total.slot] += amount
+                columns = buckets[start] = [0] * width
+            if not is_max:
+                columns[column] += amount
+            elif amount > columns[column]:
+                columns[column] = amount
+        if in_order:
+            for total in op.totals:
+                totals[total[0]] += amount
+        else:
+            for slot, window_ms, _, _, size in op.totals:
+                if t - t % size > now - window_ms:
+                    totals[slot] += amount
 
 
 def _see(seen: dict[str, int], value: str, t: int, limit: int) -> None:
