@@ -26,8 +26,11 @@ from tests.integration.test_pipeline import _expected_profiles, _stored_profiles
 
 pytestmark = pytest.mark.broker
 
-EVENTS = 6_000
-RATE = 600.0  # events/s: the stream lasts ~10 s, long enough to kill the worker in the middle
+EVENTS = 100_000
+RATE = 2_000.0  # events/s: the stream lasts ~50 s, long enough for every kill to land in it
+#: Kill moments: False = kill a running worker; True = kill it, restart it, and kill it again
+#: while it is still recovering (before it reports ready).
+KILLS = (False, True, False, True, False)
 
 
 def _worker(settings: Settings, log: Path) -> WorkerProcess:
@@ -43,7 +46,7 @@ def _worker(settings: Settings, log: Path) -> WorkerProcess:
 def test_kill_9_at_random_moments_loses_nothing_and_matches_offline_replay(
     settings: Settings, tmp_path: Path
 ) -> None:
-    events = list(generate_events(GeneratorConfig(seed=21, users=300, days=2.0)))[:EVENTS]
+    events = list(generate_events(GeneratorConfig(seed=21, users=3_000, days=2.0)))[:EVENTS]
     prepared = list(prepare(events, settings.partitions))
     lines = [p.value for p in prepared]
     rng = random.Random(5)
@@ -54,8 +57,8 @@ def test_kill_9_at_random_moments_loses_nothing_and_matches_offline_replay(
     sender.start()
     kills = []
     try:
-        for during_recovery in (False, True, False):
-            time.sleep(rng.uniform(1.0, 3.0))
+        for during_recovery in KILLS:
+            time.sleep(rng.uniform(2.0, 8.0))
             worker.kill()
             kills.append(during_recovery)
             worker.start(wait_ready=not during_recovery)
@@ -63,15 +66,19 @@ def test_kill_9_at_random_moments_loses_nothing_and_matches_offline_replay(
                 time.sleep(rng.uniform(0.5, 2.0))  # killed again before it is ready
                 worker.kill()
                 worker.start()
-        sender.join(timeout=120)
+        sender.join(timeout=300)
         offline = replay(lines, StepConfig())
         expected_ids = Counter(d.decision_id for d in offline.decisions)
-        decisions = _decisions_until(settings, set(expected_ids), timeout_s=240.0)
+        decisions = _decisions_until(settings, set(expected_ids), timeout_s=480.0)
     finally:
         worker.stop()
 
     seen_ids = Counter(str(d["decision_id"]) for d in decisions)
-    assert len(kills) == 3 and len(expected_ids) == EVENTS
+    assert len(kills) == len(KILLS) and len(expected_ids) == EVENTS
+    print(
+        f"kills: {len(KILLS) + sum(KILLS)} SIGKILLs ({sum(KILLS)} during recovery);"
+        f" decisions read: {len(decisions)}, distinct: {len(seen_ids)}, events: {EVENTS}"
+    )
     letters = [
         orjson.loads(v)
         for _, v in consume(settings.bootstrap_servers, settings.names.deadletters, idle_s=3.0)
