@@ -436,7 +436,7 @@ def _duplicates(c: _Corpus) -> None:
     """Resends of valid messageIds by the same user (skipped), and look-alikes that are not
     duplicates: dedupe is per user, and a dead-lettered event was never applied. A resend must
     decode: the decoder runs before dedupe, so a resend that is invalid is a dead letter."""
-    originals = [h for h in c.items if h.expected == VALID and h.category not in _RAW_BUILT]
+    originals = [h for h in c.items if h.expected == VALID and h.category not in _NOT_RESENT]
     for original in c.r.sample(originals, 60):
         doc = orjson.loads(original.raw)
         variant = c.r.choice(["same", "later", "changed"])
@@ -465,8 +465,11 @@ def _duplicates(c: _Corpus) -> None:
         c.valid("not_duplicate", doc, why="a dead-lettered event was never applied")
 
 
-#: Categories whose valid inputs were written as bytes orjson cannot write back (deep nesting).
-_RAW_BUILT = frozenset({"deep_nesting", "nan_inf"})
+#: Not resent: valid inputs written as bytes orjson cannot write back (deep nesting), and
+#: events whose times span 2000..2100. Pinned (stream.eviction): an adapter may delete a
+#: profile idle far behind its partition's watermark, and an event more than a day behind the
+#: watermark then finds no idempotence records: a resend of such an event may be applied again.
+_NOT_RESENT = frozenset({"deep_nesting", "nan_inf", "timestamp"})
 
 
 def mixed_stream(
