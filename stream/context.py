@@ -117,7 +117,9 @@ def _text(value: object, limit: int) -> str | None:
 def _zone(name: str) -> tzinfo | None:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name that is a directory of the zone database ("Europe", "America")
+        # makes ZoneInfo open the directory (IsADirectoryError), not raise "not found".
         return None
 
 

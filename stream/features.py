@@ -304,10 +304,12 @@ _CART_CHANGES = frozenset({"Product Added", "Product Removed"})
 def _moment(event: Event, fingerprint: int, props: CleanProperties) -> Moment:
     if event.type != "track":
         return Moment(event.timestamp_ms, fingerprint, event.name)
+    # The bounded name (unknown track names as `track:other`), not the client's text: moments
+    # within grace are stored in the profile, and the ordered state only tells known names apart.
     return Moment(
         event.timestamp_ms,
         fingerprint,
-        event.name,
+        count_key(event),
         props.get("product_id"),
         props.get("category"),
         props.get("brand"),

@@ -50,3 +50,9 @@ def test_the_kept_context_is_small_and_holds_no_ip_or_user_agent(context: dict[s
     for value in kept.values():
         inner = list(value.values()) if isinstance(value, dict) else [value]
         assert all(v is None or (isinstance(v, str) and len(v) <= 64) for v in inner)
+
+
+def test_a_zone_database_directory_as_timezone_is_unknown_not_a_crash() -> None:
+    for name in ("Europe", "America", "America/Argentina", "Etc", "posix", "right"):
+        context = read_context({"timezone": name}, 1_700_000_000_000)
+        assert (context.timezone, context.timezone_valid) == ("UTC", False)

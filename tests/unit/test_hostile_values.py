@@ -125,3 +125,12 @@ def _fields_read(event: Event) -> set[str]:
     if event.name == "Order Completed":
         read.add("revenue" if "revenue" in props else "total")
     return read
+
+
+def test_an_unknown_event_name_is_not_stored_in_the_profile() -> None:
+    name = "'; DROP TABLE users; -- <script>alert(1)</script>"
+    event = Event("m1", EventType.TRACK, name, "u1", T0, properties={"price": 5.0})
+    profile, outputs = step(None, event, CFG)
+    assert outputs.decisions
+    assert b"DROP TABLE" not in profile.to_bytes()
+    assert Profile.from_bytes(profile.to_bytes()).pending[0].name == "track:other"
