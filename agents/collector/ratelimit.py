@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 __all__ = ["RateLimiter", "TokenBucket"]
 
+_EPSILON = 1e-9
+
 
 @dataclass(slots=True)
 class TokenBucket:
@@ -35,7 +37,7 @@ class TokenBucket:
         self.tokens = min(self.burst, self.tokens + (now_s - self.at_s) * self.rate_per_s)
         self.at_s = now_s
         needed = min(float(cost), self.burst)
-        if self.tokens >= needed:
+        if self.tokens + _EPSILON >= needed:  # refills are floats: 0.1 s x 100/s may be 9.99...
             self.tokens -= cost
             return 0.0
         return (needed - self.tokens) / self.rate_per_s
