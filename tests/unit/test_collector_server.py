@@ -147,3 +147,21 @@ def test_cors_preflight_and_headers() -> None:
         assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
 
     _run(scenario)
+
+
+def test_the_collector_will_not_start_without_a_write_key() -> None:
+    from agents.collector.main import run_collector
+    from agents.settings import Settings
+
+    assert run_collector(Settings(), CollectorSettings(write_keys=" , ")) == 2
+
+
+def test_run_sends_whole_users_through_the_collector() -> None:
+    from scripts.load import Prepared
+    from scripts.run import _split
+
+    events = [Prepared(f"m{i}", f"user-{i % 40}".encode(), b"{}", 0) for i in range(400)]
+    direct, via_http = _split(events, 0.5)
+    assert len(direct) + len(via_http) == 400 and direct and via_http
+    assert not {e.key for e in direct} & {e.key for e in via_http}
+    assert _split(events, 0.0)[1] == [] and _split(events, 1.0)[0] == []
