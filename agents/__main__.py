@@ -1,4 +1,5 @@
-"""``python -m agents``: run one worker with settings from the environment (``LIVEPROFILES_*``)."""
+"""``python -m agents worker|collector``: one worker, or the HTTP collector, with settings from
+the environment (``LIVEPROFILES_*``)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,25 @@ import mode.loop
 
 from agents.admin import ensure_topics
 from agents.app import create_app
+from agents.collector.config import CollectorSettings
+from agents.collector.main import run_collector
 from agents.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents", description=__doc__)
-    parser.add_argument("command", choices=["worker"], help="what to run")
-    parser.parse_args(argv)
+    parser.add_argument("command", choices=["worker", "collector"], help="what to run")
+    command = parser.parse_args(argv).command
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if command == "collector":
+        return run_collector(settings, CollectorSettings())
+    return _worker(settings)
+
+
+def _worker(settings: Settings) -> int:
     ensure_topics(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     if settings.event_loop == "uvloop":

@@ -1,4 +1,5 @@
-"""Start and stop worker processes (``python -m agents worker``) for scripts and tests.
+"""Start and stop worker and collector processes (``python -m agents worker|collector``) for
+scripts and tests.
 
 A worker is a child process with its own environment (``LIVEPROFILES_*``) and log file. It is
 ready when Faust logs that recovery finished and the worker is ready; it is stopped by PID
@@ -15,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.procs import stop_process
+from scripts.procs import stop_process, wait_for_port
 
-__all__ = ["READY_MARKER", "WorkerProcess"]
+__all__ = ["READY_MARKER", "CollectorProcess", "WorkerProcess"]
 
 #: What Faust logs (at INFO) once the worker has recovered its tables and started consuming.
 READY_MARKER = b"[^Worker]: Ready"
@@ -83,6 +84,60 @@ class WorkerProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10.0)
             self.process = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+
+@dataclass
+class CollectorProcess:
+    """One HTTP collector (``python -m agents collector``); ``env`` holds its ``LIVEPROFILES_*``
+    settings. It is ready when its port accepts connections (it serves, with 503s, even while
+    the broker is unreachable)."""
+
+    env: dict[str, str]
+    log_path: Path
+    port: int
+    host: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> CollectorProcess:
+        env = {
+            **os.environ,
+            "LIVEPROFILES_LOG_LEVEL": "info",
+            **self.env,
+            "LIVEPROFILES_COLLECTOR_HOST": self.host,
+            "LIVEPROFILES_COLLECTOR_PORT": str(self.port),
+        }
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "agents", "collector"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        try:
+            wait_for_port(self.host, self.port, timeout_s, self.process)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """SIGTERM (the collector flushes what is in flight), then SIGKILL after ``timeout_s``."""
+        if self.process is None:
+            return False
+        killed = stop_process(self.process, timeout_s)
+        self.process = None
+        return killed
 
     @property
     def pid(self) -> int | None:

@@ -1,11 +1,12 @@
-"""A whole local pipeline for the main job and the benchmark: broker, topics, one worker,
-and a watcher that timestamps decisions as they arrive.
+"""A whole local pipeline for the main job and the benchmark: broker, topics, workers, optionally
+the HTTP collector, and a watcher that timestamps decisions as they arrive.
 
 Everything it starts it stops, by PID, when the ``with`` block ends (also on Ctrl-C).
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import threading
 import time
@@ -20,7 +21,7 @@ from kafka import KafkaConsumer
 from agents.admin import ensure_topics
 from agents.settings import Settings
 from scripts.broker import EmbeddedBroker
-from scripts.launch import WorkerProcess
+from scripts.launch import CollectorProcess, WorkerProcess
 from scripts.procs import free_port
 
 __all__ = ["DecisionWatcher", "LocalPipeline", "now_ms"]
@@ -33,16 +34,20 @@ def now_ms() -> int:
 
 @dataclass
 class LocalPipeline:
-    """Embedded broker + topics + ``workers`` workers in one consumer group; a context manager
-    that cleans up after itself."""
+    """Embedded broker + topics + ``workers`` workers in one consumer group, and the HTTP
+    collector when ``collector`` is set (with a fresh random write key); a context manager that
+    cleans up after itself."""
 
     run_dir: Path = Path(".run")
     partitions: int = 4
     port: int = 0
     workers: int = 1
+    collector: bool = False
+    write_key: str = field(default_factory=lambda: "wk-" + secrets.token_hex(8))
     settings: Settings = field(init=False)
     broker: EmbeddedBroker = field(init=False)
     started: list[WorkerProcess] = field(init=False, default_factory=list)
+    http: CollectorProcess | None = field(init=False, default=None)
 
     @property
     def worker(self) -> WorkerProcess:
@@ -63,6 +68,8 @@ class LocalPipeline:
             ensure_topics(self.settings)
             for index in range(self.workers):
                 self._start_worker(port, state_root / f"worker-{index}", index)
+            if self.collector:
+                self._start_collector(port)
         except BaseException:
             self._stop()
             raise
@@ -78,6 +85,15 @@ class LocalPipeline:
         self.started.append(worker)
         worker.start()
 
+    def _start_collector(self, port: int) -> None:
+        env = {
+            "LIVEPROFILES_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
+            "LIVEPROFILES_COLLECTOR_WRITE_KEYS": self.write_key,
+        }
+        log_path = self.run_dir / f"collector-{port}.log"
+        self.http = CollectorProcess(env=env, log_path=log_path, port=free_port())
+        self.http.start()
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -88,6 +104,13 @@ class LocalPipeline:
 
     def _stop(self) -> None:
         # Nested so that a failure (or a second Ctrl-C) stopping one still stops the others.
+        try:
+            if self.http is not None:
+                self.http.stop()
+        finally:
+            self._stop_workers_and_broker()
+
+    def _stop_workers_and_broker(self) -> None:
         try:
             for worker in self.started:
                 worker.stop(timeout_s=15.0)

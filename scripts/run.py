@@ -2,9 +2,12 @@
 
     python -m scripts.run                 # 20,000 generated events as fast as possible
     python -m scripts.run --rate 500      # a live-looking stream, 500 events/s
+    python -m scripts.run --via-collector 0.25   # a quarter of the users' events over HTTP
 
 It starts the embedded Kafka-compatible broker on a free loopback port, creates the topics,
-starts one Faust worker, feeds it events from the seeded generator, prints a sample of the
+starts one Faust worker and the HTTP collector (printing its URL and a fresh write key, so you
+can send your own events while it runs), feeds the worker events from the seeded generator
+(straight to Kafka, or for a share of the users through the collector), prints a sample of the
 decisions as they arrive and a summary at the end, then stops everything it started (also on
 Ctrl-C). Exit code 0 when every event got its decision, 1 otherwise.
 """
@@ -21,8 +24,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from scripts.httpload import CollectorRefused, post_batches
 from scripts.kafkaio import new_producer
-from scripts.load import Prepared, prepare, send_paced
+from scripts.load import Prepared, partition_for, prepare, send_paced
 from scripts.pipeline import DecisionWatcher, LocalPipeline
 from scripts.procs import exit_on_termination_signals
 from scripts.stats import percentile
@@ -45,15 +49,52 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="workers in the consumer group")
     parser.add_argument("--show", type=int, default=12, help="decisions to print as they come")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
+    parser.add_argument(
+        "--via-collector",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the users (0-1) whose events go through the HTTP collector (default 0)",
+    )
     args = parser.parse_args(argv)
     if args.events < 1 or args.users < 1:
         parser.error("--events and --users must be positive")
+    if not 0.0 <= args.via_collector <= 1.0:
+        parser.error("--via-collector must be between 0 and 1")
     return args
 
 
 def _events(args: argparse.Namespace) -> list[Prepared]:
     config = GeneratorConfig(seed=args.seed, users=args.users, days=7.0)
     return list(prepare(itertools.islice(generate_events(config), args.events), args.partitions))
+
+
+def _split(events: list[Prepared], share: float) -> tuple[list[Prepared], list[Prepared]]:
+    """(straight to Kafka, through the collector), by user: one user's events keep their order."""
+    direct: list[Prepared] = []
+    http: list[Prepared] = []
+    for event in events:
+        (http if partition_for(event.key, 10_000) < share * 10_000 else direct).append(event)
+    return direct, http
+
+
+def _send_via_collector(
+    url: str, write_key: str, events: list[Prepared], rate: float | None, sent_ms: dict[str, int]
+) -> threading.Thread:
+    def send() -> None:
+        began = time.monotonic()
+        try:
+            posted = post_batches(url, write_key, events, sent_ms, rate_per_s=rate)
+        except (OSError, CollectorRefused) as exc:
+            tqdm.write(f"sending through the collector failed: {exc}")
+            return
+        if posted:
+            took_s = max(time.monotonic() - began, 1e-3)
+            tqdm.write(f"{posted:,} events went through the collector ({posted / took_s:,.0f}/s)")
+
+    sender = threading.Thread(target=send, name="http-sender", daemon=True)
+    sender.start()
+    return sender
 
 
 def _describe(decision: dict[str, object]) -> str:
@@ -110,13 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_termination_signals()
     print(f"generating {args.events:,} events for {args.users:,} users (seed {args.seed})...")
     events = _events(args)
-    print("starting the embedded broker and a worker (about 10 s)...")
+    print("starting the embedded broker, a worker and the collector (about 10 s)...")
     with LocalPipeline(
-        run_dir=args.run_dir, partitions=args.partitions, workers=args.workers
+        run_dir=args.run_dir, partitions=args.partitions, workers=args.workers, collector=True
     ) as pipeline:
         names = pipeline.settings.names
         pids = ", ".join(str(w.pid) for w in pipeline.started)
         print(f"broker {pipeline.settings.bootstrap_servers}, worker pid(s) {pids}")
+        assert pipeline.http is not None
+        print(f"collector {pipeline.http.url} (Segment API; write key {pipeline.write_key})")
+        direct, via_http = _split(events, args.via_collector)
         watcher = DecisionWatcher(pipeline.settings.bootstrap_servers, names.decisions)
         watcher.start()
         done = threading.Event()
@@ -125,16 +169,24 @@ def main(argv: list[str] | None = None) -> int:
         sent_ms: dict[str, int] = {}
         producer = new_producer(pipeline.settings.bootstrap_servers)
         started = time.monotonic()
-        with tqdm(total=len(events), unit="ev", desc="sent", file=sys.stderr, disable=None) as bar:
-            sent = send_paced(producer, names.events, events, args.rate, sent_ms, bar.update)
+        share = len(via_http) / len(events)
+        http_rate = args.rate * share if args.rate else None
+        sender = _send_via_collector(
+            pipeline.http.url, pipeline.write_key, via_http, http_rate, sent_ms
+        )
+        with tqdm(total=len(direct), unit="ev", desc="sent", file=sys.stderr, disable=None) as bar:
+            rate = args.rate * (1 - share) if args.rate else None
+            sent = send_paced(producer, names.events, direct, rate, sent_ms, bar.update)
         producer.close()
+        sender.join()
+        sent += len(via_http)
         complete = watcher.wait_for(sent, timeout_s=120.0)
         wall_s = time.monotonic() - started
         done.set()
         shower.join(timeout=2.0)
         watcher.stop()
         print(_summary(sent, watcher, sent_ms, wall_s, args.rate))
-    print("stopped the worker and the broker")
+    print("stopped the worker(s), the collector and the broker")
     return 0 if complete else 1
 
 

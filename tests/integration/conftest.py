@@ -11,7 +11,7 @@ import pytest
 from agents.admin import ensure_topics
 from agents.settings import Settings
 from scripts.broker import EmbeddedBroker
-from scripts.launch import WorkerProcess
+from scripts.launch import CollectorProcess, WorkerProcess
 from scripts.procs import free_port
 
 _prefixes = itertools.count(1)
@@ -66,3 +66,33 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
     finally:
         for worker in started:
             worker.stop(timeout_s=15.0)
+
+
+#: Starts a collector; keyword arguments are extra ``LIVEPROFILES_*`` settings (without prefix),
+#: e.g. ``collector_write_keys`` or ``bootstrap_servers`` (to point it elsewhere).
+CollectorFactory = Callable[..., CollectorProcess]
+
+
+@pytest.fixture
+def start_collector(settings: Settings, tmp_path: Path) -> Iterator[CollectorFactory]:
+    """Start collectors for ``settings`` (write key ``wk-test`` unless told otherwise); every
+    collector started is stopped, by PID, at teardown."""
+    started: list[CollectorProcess] = []
+
+    def start(**extra: object) -> CollectorProcess:
+        env = {
+            "LIVEPROFILES_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "LIVEPROFILES_PREFIX": settings.prefix,
+            "LIVEPROFILES_COLLECTOR_WRITE_KEYS": "wk-test",
+        }
+        env.update({f"LIVEPROFILES_{name.upper()}": str(value) for name, value in extra.items()})
+        log_path = tmp_path / f"collector-{len(started)}.log"
+        collector = CollectorProcess(env=env, log_path=log_path, port=free_port())
+        started.append(collector)
+        return collector.start()
+
+    try:
+        yield start
+    finally:
+        for collector in started:
+            collector.stop()
