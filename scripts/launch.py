@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,8 +94,8 @@ class WorkerProcess:
 @dataclass
 class CollectorProcess:
     """One HTTP collector (``python -m agents collector``); ``env`` holds its ``LIVEPROFILES_*``
-    settings. It is ready when its port accepts connections (it serves, with 503s, even while
-    the broker is unreachable)."""
+    settings. It serves (with 503s) even while the broker is unreachable, so "started" means its
+    port accepts connections, and "ready" that ``/health`` says it is connected to the broker."""
 
     env: dict[str, str]
     log_path: Path
@@ -106,7 +107,8 @@ class CollectorProcess:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout_s: float = 30.0) -> CollectorProcess:
+    def start(self, timeout_s: float = 30.0, wait_connected: bool = True) -> CollectorProcess:
+        """Start it; by default wait until it is connected to the broker (``TimeoutError``)."""
         env = {
             **os.environ,
             "LIVEPROFILES_LOG_LEVEL": "info",
@@ -126,10 +128,24 @@ class CollectorProcess:
             )
         try:
             wait_for_port(self.host, self.port, timeout_s, self.process)
+            if wait_connected:
+                self._wait_healthy(timeout_s)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2.0) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:  # 503 (HTTPError) while connecting, or a refused connection
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"collector not connected after {timeout_s:.0f}s; see {self.log_path}")
 
     def stop(self, timeout_s: float = 10.0) -> bool:
         """SIGTERM (the collector flushes what is in flight), then SIGKILL after ``timeout_s``."""

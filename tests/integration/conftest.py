@@ -79,7 +79,7 @@ def start_collector(settings: Settings, tmp_path: Path) -> Iterator[CollectorFac
     collector started is stopped, by PID, at teardown."""
     started: list[CollectorProcess] = []
 
-    def start(**extra: object) -> CollectorProcess:
+    def start(wait_connected: bool = True, **extra: object) -> CollectorProcess:
         env = {
             "LIVEPROFILES_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
             "LIVEPROFILES_PREFIX": settings.prefix,
@@ -89,7 +89,7 @@ def start_collector(settings: Settings, tmp_path: Path) -> Iterator[CollectorFac
         log_path = tmp_path / f"collector-{len(started)}.log"
         collector = CollectorProcess(env=env, log_path=log_path, port=free_port())
         started.append(collector)
-        return collector.start()
+        return collector.start(wait_connected=wait_connected)
 
     try:
         yield start

@@ -139,7 +139,7 @@ def test_the_http_edge_answers(settings: Settings, start_collector: CollectorFac
 
 
 def test_503_when_the_broker_is_unreachable(start_collector: CollectorFactory) -> None:
-    collector = start_collector(bootstrap_servers=f"127.0.0.1:{free_port()}")
+    collector = start_collector(wait_connected=False, bootstrap_servers=f"127.0.0.1:{free_port()}")
     client = Client(KEY, host=collector.url, sync_mode=True)
     with pytest.raises(APIError) as error:
         client.track(user_id="u", event="Product Viewed")
