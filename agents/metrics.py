@@ -217,7 +217,7 @@ class WorkerMetrics:
                 for p in sorted(set(self.watermarks_ms) | set(lag))
             },
             "models": [],
-            "models_note": "no learned models yet: the policy is rules-v2 (rules only)",
+            "models_note": "decisions come from rules, which have no AUC or log loss",
         }
 
 
