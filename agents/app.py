@@ -29,14 +29,17 @@ from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from agents.batch import BatchResult, RawRecord, process_records
 from agents.eviction import IdleSweeper
 from agents.guard import handle_or_exit
+from agents.logs import default_worker_id
+from agents.metrics import WorkerMetrics
 from agents.names import Names
 from agents.settings import Settings
 from agents.transport import register as register_transport
+from agents.web import register_pages
 from stream import SourcePosition, StepConfig
 from stream.watermark import PartitionWatermark
 
@@ -95,13 +98,21 @@ def create_app(
     sweeper = IdleSweeper(
         step_config.features, settings.eviction_budget, settings.eviction_every_ms
     )
+    #: Next offset to process per events partition (for the consumer-lag metric).
+    positions: dict[int, int] = {}
+    metrics = WorkerMetrics(
+        settings.worker_id or default_worker_id(), lambda: _lag(app, names.events, positions)
+    )
+    app.metrics = metrics  # type: ignore[attr-defined]
+    if settings.web_enabled:
+        register_pages(app, metrics)
 
     async def handle(batch: Sequence[EventT[bytes]]) -> None:
+        groups = list(_by_partition(batch))
         results = [
-            (first, _process_partition(group, profiles, step_config))
-            for first, group in _by_partition(batch)
+            (first, _process_partition(group, profiles, step_config)) for first, group in groups
         ]
-        await _send_outputs(results, app.producer, names, clock)
+        emitted_at_ms = await _send_outputs(results, app.producer, names, clock)
         for first, result in results:
             partition = first.message.partition
             watermark = watermarks[partition].observe(result.event_times)
@@ -113,6 +124,10 @@ def create_app(
                     result.counters["eviction:looked"] += looked
                     result.counters["eviction:evicted"] += evicted
             stats.add(result.counters)
+            metrics.observe_batch(result, emitted_at_ms)
+            metrics.observe_watermark(partition, watermark)
+        for first, group in groups:
+            positions[first.message.partition] = group[-1].message.offset + 1
 
     @app.agent(events, name="process-events")
     async def process_events(stream: StreamT[Any]) -> None:
@@ -125,7 +140,8 @@ def create_app(
 
     @app.timer(interval=10.0)  # type: ignore[untyped-decorator]
     async def log_stats() -> None:
-        log.info("worker stats %s", dict(sorted(stats.counters.items())))
+        counters = dict(sorted(stats.counters.items()))
+        log.info("worker stats %s", counters, extra={"counters": counters})
 
     return app
 
@@ -148,6 +164,7 @@ def _process_partition(
             SourcePosition(e.message.topic, e.message.partition, e.message.offset),
             e.message.key,
             e.message.value or b"",  # a null value (tombstone) is not an event: dead-lettered
+            _timestamp_ms(e.message.timestamp),
         )
         for e in group
     ]
@@ -155,17 +172,43 @@ def _process_partition(
         return process_records(records, lambda key: profiles.get(key.encode()), config)
 
 
+def _timestamp_ms(timestamp: float | None) -> int | None:
+    """Faust gives the record's Kafka timestamp in seconds (a float), or nothing."""
+    return None if timestamp is None else round(timestamp * 1000)
+
+
+def _lag(app: faust.App, topic: str, positions: dict[int, int]) -> dict[int, int]:
+    """High water minus the next offset to process, per assigned partition of ``topic``.
+
+    The high water is what the consumer last saw in a fetch (no broker round trip at scrape
+    time); a partition not processed yet since it was assigned counts from its committed offset.
+    """
+    consumer = app.consumer
+    # Faust keeps the committed offsets it knows in a private map (no public sync accessor).
+    committed: dict[TP, int | None] = getattr(consumer, "_committed_offset", {})
+    lag: dict[int, int] = {}
+    for tp in consumer.assignment():
+        if tp.topic != topic:
+            continue
+        highwater = consumer.highwater(tp)
+        position = positions.get(tp.partition, committed.get(tp))
+        if highwater is not None and position is not None:
+            lag[tp.partition] = max(highwater - position, 0)
+    return lag
+
+
 async def _send_outputs(
     results: list[tuple[EventT[bytes], BatchResult]], producer: Any, topics: Names, clock: Clock
-) -> None:
+) -> int:
     """Send every output of the batch, then wait until the broker acknowledged all of them.
 
     Straight to the producer rather than through ``Topic.send``: the channel layer costs more
-    per record than the rest of the step, and these topics are created up front.
+    per record than the rest of the step, and these topics are created up front. Returns the
+    emission stamp the decisions carry (for the latency metrics).
     """
     pending = []
+    now = clock()
     for _, result in results:
-        now = clock()
         for decision in result.decisions:
             pending.append(
                 await producer.send(
@@ -188,6 +231,7 @@ async def _send_outputs(
         # failed send as an exception, which agents.guard retries or turns into an exit.
         await producer.flush()
         await asyncio.gather(*pending)
+    return now
 
 
 @contextlib.contextmanager

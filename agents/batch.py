@@ -38,6 +38,8 @@ class RawRecord:
     source: SourcePosition
     key: bytes | None
     value: bytes
+    #: The record's Kafka timestamp (epoch ms), when known: for the processing-latency metric.
+    timestamp_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -45,6 +47,8 @@ class BatchResult:
     """What a batch produced: decisions and dead letters to send, profiles to store, counts."""
 
     decisions: list[Decision] = field(default_factory=list)
+    #: Kafka timestamp of the record behind each decision (same order as ``decisions``).
+    decision_record_ms: list[int | None] = field(default_factory=list)
     deadletters: list[DeadLetter] = field(default_factory=list)
     profiles: dict[str, Profile] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
@@ -108,7 +112,9 @@ def _process_one(
         # could then be split across partitions (and so across two profiles).
         result.counters["note:key_mismatch"] += 1
     result.event_times.append(decoded.timestamp_ms)
+    before = len(result.decisions)
     _step_one(result, decoded, load, config)
+    result.decision_record_ms.extend([record.timestamp_ms] * (len(result.decisions) - before))
 
 
 def _step_one(result: BatchResult, event: Event, load: ProfileLoader, config: StepConfig) -> None:

@@ -42,9 +42,15 @@ class Settings(BaseSettings):
     #: Micro-batch: at most this many events, waiting at most ``batch_within_s`` for more.
     batch_max: int = Field(default=2000, ge=1)
     batch_within_s: float = Field(default=0.01, gt=0)
+    #: The worker's web server: ``/metrics`` (Prometheus), ``/dashboard``, ``/stats.json``.
     web_enabled: bool = False
     web_port: int = Field(default=6066, ge=1, le=65535)
+    web_host: str = "127.0.0.1"
     log_level: str = "warning"
+    #: ``json``: one object per line with consistent fields (agents.logs); ``text``: for humans.
+    log_format: Literal["json", "text"] = "json"
+    #: Names this worker in logs, metrics and the dashboard; empty means ``host:pid``.
+    worker_id: str = ""
     #: Idle profiles (stream.eviction): profiles looked at per micro-batch, and event time the
     #: partition watermark must move before a new pass over a partition starts.
     eviction_budget: int = Field(default=100, ge=0)
@@ -80,7 +86,7 @@ class Settings(BaseSettings):
             "stream_wait_empty": True,
             "web_enabled": self.web_enabled,
             "web_port": self.web_port,
-            "web_host": "127.0.0.1",
+            "web_host": self.web_host,
             "broker_commit_every": 1000,
             "broker_commit_interval": 1.0,
             # Larger producer batches: decisions are ~1 KB, and the 16 KB default meant a produce

@@ -90,6 +90,14 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return None if self.process is None else self.process.pid
 
+    @property
+    def web_url(self) -> str | None:
+        """Base URL of the worker's web server (``/metrics``, ``/dashboard``), if enabled."""
+        if self.env.get("LIVEPROFILES_WEB_ENABLED", "").lower() not in ("1", "true", "yes"):
+            return None
+        host = self.env.get("LIVEPROFILES_WEB_HOST", "127.0.0.1")
+        return f"http://{host}:{self.env.get('LIVEPROFILES_WEB_PORT', '6066')}"
+
 
 @dataclass
 class CollectorProcess:

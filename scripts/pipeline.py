@@ -43,6 +43,8 @@ class LocalPipeline:
     port: int = 0
     workers: int = 1
     collector: bool = False
+    #: Enable the first worker's web server (metrics, dashboard) on a free port.
+    web: bool = False
     write_key: str = field(default_factory=lambda: "wk-" + secrets.token_hex(8))
     settings: Settings = field(init=False)
     broker: EmbeddedBroker = field(init=False)
@@ -81,6 +83,8 @@ class LocalPipeline:
             "LIVEPROFILES_PARTITIONS": str(self.partitions),
             "LIVEPROFILES_DATA_DIR": str(state_dir),
         }
+        if self.web and index == 0:
+            env.update(LIVEPROFILES_WEB_ENABLED="true", LIVEPROFILES_WEB_PORT=str(free_port()))
         worker = WorkerProcess(env=env, log_path=self.run_dir / f"worker-{port}-{index}.log")
         self.started.append(worker)
         worker.start()

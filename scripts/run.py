@@ -50,6 +50,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--show", type=int, default=12, help="decisions to print as they come")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument(
+        "--stay",
+        action="store_true",
+        help="after the summary, keep everything running (dashboard included) until Ctrl-C",
+    )
+    parser.add_argument(
         "--via-collector",
         type=float,
         default=0.0,
@@ -153,13 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     events = _events(args)
     print("starting the embedded broker, a worker and the collector (about 10 s)...")
     with LocalPipeline(
-        run_dir=args.run_dir, partitions=args.partitions, workers=args.workers, collector=True
+        run_dir=args.run_dir,
+        partitions=args.partitions,
+        workers=args.workers,
+        collector=True,
+        web=True,
     ) as pipeline:
         names = pipeline.settings.names
         pids = ", ".join(str(w.pid) for w in pipeline.started)
         print(f"broker {pipeline.settings.bootstrap_servers}, worker pid(s) {pids}")
         assert pipeline.http is not None
         print(f"collector {pipeline.http.url} (Segment API; write key {pipeline.write_key})")
+        web = pipeline.worker.web_url
+        print(f"dashboard {web}/dashboard (metrics {web}/metrics; first worker's figures)")
         direct, via_http = _split(events, args.via_collector)
         watcher = DecisionWatcher(pipeline.settings.bootstrap_servers, names.decisions)
         watcher.start()
@@ -186,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         shower.join(timeout=2.0)
         watcher.stop()
         print(_summary(sent, watcher, sent_ms, wall_s, args.rate))
+        if args.stay:
+            print(f"still running: dashboard {web}/dashboard; Ctrl-C stops everything")
+            threading.Event().wait()
     print("stopped the worker(s), the collector and the broker")
     return 0 if complete else 1
 

@@ -1,0 +1,261 @@
+"""What a worker exposes to operators: Prometheus metrics and the dashboard's JSON, no Faust here.
+
+The agent calls :meth:`WorkerMetrics.observe_batch` once per source partition of a micro-batch
+(with the batch's :class:`~agents.batch.BatchResult` and the time its outputs were emitted) and
+:meth:`WorkerMetrics.observe_watermark`; the web pages call :meth:`WorkerMetrics.render` (the
+Prometheus text format) and :meth:`WorkerMetrics.snapshot` (``/stats.json``). Consumer lag is
+read when scraped, from a callable the adapter supplies, so it is as fresh as the consumer's view.
+
+Each app gets its own :class:`~prometheus_client.CollectorRegistry` (no global registry: apps
+are built by a factory, several per test process). Metric names follow Prometheus conventions:
+``_total`` counters, seconds for durations, ``_timestamp_seconds`` for times.
+
+Model quality (online AUC and log loss per model) is declared as labelled gauges with no
+samples: there are no learned models yet, and a made-up number would be worse than none. When
+models land, :meth:`WorkerMetrics.set_model_quality` fills them.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from agents.batch import BatchResult
+from stream import DeadLetterReason
+
+__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS_S", "LagReader", "WorkerMetrics"]
+
+#: The Prometheus text exposition format, version 0.0.4.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: From a few ms (the step) to a day: event-time latency of a replayed or late log is large, and
+#: anything beyond a day lands in +Inf, which is the honest answer.
+LATENCY_BUCKETS_S = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0,
+)  # fmt: skip
+
+#: Consumer lag per source partition, read at scrape time: {partition: records behind}.
+LagReader = Callable[[], Mapping[int, int]]
+
+#: Recent latencies kept for the dashboard's percentiles (the histogram is for Prometheus).
+_RECENT = 4096
+_SKIP_REASONS = ("duplicate", "already_applied")
+
+
+class WorkerMetrics:
+    """The metrics of one worker process, in a registry of its own."""
+
+    def __init__(self, worker_id: str, lag: LagReader | None = None) -> None:
+        self.worker_id = worker_id
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._lag = lag or dict
+        self.counters: Counter[str] = Counter()
+        self.actions: Counter[tuple[str, str]] = Counter()
+        self.watermarks_ms: dict[int, int] = {}
+        self._recent: dict[str, deque[float]] = {
+            "kafka_to_emit": deque(maxlen=_RECENT),
+            "event_to_emit": deque(maxlen=_RECENT),
+        }
+        self._declare()
+        self.registry.register(_LagCollector(self.read_lag))
+
+    def _declare(self) -> None:
+        reg = self.registry
+        self.events_in = PromCounter(
+            "liveprofiles_events_in", "Records consumed from the events topic.", registry=reg
+        )
+        self.decisions = PromCounter(
+            "liveprofiles_decisions_out",
+            "Decisions sent, by chosen action and variant.",
+            ["action", "variant"],
+            registry=reg,
+        )
+        self.deadletters = PromCounter(
+            "liveprofiles_deadletters", "Dead letters sent, by reason.", ["reason"], registry=reg
+        )
+        self.late = PromCounter(
+            "liveprofiles_late_events",
+            "Events older than the grace period (applied to order-free state only).",
+            registry=reg,
+        )
+        self.skipped = PromCounter(
+            "liveprofiles_skipped_events",
+            "Events applied once already: duplicate messageId, or a redelivered source offset.",
+            ["reason"],
+            registry=reg,
+        )
+        self.notes = PromCounter(
+            "liveprofiles_notes", "Other things the step noticed, by note.", ["note"], registry=reg
+        )
+        self.evictions = PromCounter(
+            "liveprofiles_idle_profiles",
+            "Idle-profile sweeps: profiles looked at, and profiles evicted.",
+            ["outcome"],
+            registry=reg,
+        )
+        self.event_latency = Histogram(
+            "liveprofiles_event_to_decision_seconds",
+            "Event time of the causing event to the decision's emission (includes device and "
+            "pipeline delay; large for replays).",
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.kafka_latency = Histogram(
+            "liveprofiles_kafka_to_decision_seconds",
+            "Kafka timestamp of the causing record to the decision's emission (processing "
+            "latency, including time spent waiting in the topic).",
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.watermark = Gauge(
+            "liveprofiles_partition_watermark_timestamp_seconds",
+            "Event-time watermark of each source partition this worker has processed.",
+            ["partition"],
+            registry=reg,
+        )
+        self.model_auc = Gauge(
+            "liveprofiles_model_online_auc",
+            "Online (progressive) ROC AUC per model. No samples until learned models exist.",
+            ["model", "version"],
+            registry=reg,
+        )
+        self.model_log_loss = Gauge(
+            "liveprofiles_model_online_log_loss",
+            "Online (progressive) log loss per model. No samples until learned models exist.",
+            ["model", "version"],
+            registry=reg,
+        )
+        for reason in DeadLetterReason:  # zeros from the start: rate() and alerts need them
+            self.deadletters.labels(reason.value)
+        for skipped in _SKIP_REASONS:
+            self.skipped.labels(skipped)
+        for outcome in ("looked", "evicted"):
+            self.evictions.labels(outcome)
+
+    def observe_batch(self, result: BatchResult, emitted_at_ms: int) -> None:
+        """Count one partition's share of a micro-batch whose outputs were emitted at
+        ``emitted_at_ms`` (the wall-clock stamp the decisions carry)."""
+        self.counters.update(result.counters)
+        for key, count in result.counters.items():
+            self._count(key, count)
+        for decision, record_ms in zip(result.decisions, result.decision_record_ms, strict=True):
+            self.decisions.labels(decision.action, decision.variant).inc()
+            self.actions[(decision.action, decision.variant)] += 1
+            event_ms = emitted_at_ms - decision.event_time_ms
+            self._latency("event_to_emit", self.event_latency, event_ms)
+            if record_ms is not None:
+                self._latency("kafka_to_emit", self.kafka_latency, emitted_at_ms - record_ms)
+
+    def _count(self, key: str, count: int) -> None:
+        kind, _, detail = key.partition(":")
+        if key == "events_in":
+            self.events_in.inc(count)
+        elif kind == "deadletter":
+            self.deadletters.labels(detail).inc(count)
+        elif key == "note:late_event":
+            self.late.inc(count)
+        elif kind == "note":
+            self.notes.labels(detail).inc(count)
+        elif kind == "skipped":
+            self.skipped.labels(detail).inc(count)
+        elif kind == "eviction":
+            self.evictions.labels(detail).inc(count)
+        # decisions_out is counted per decision, with its action and variant.
+
+    def _latency(self, name: str, histogram: Histogram, took_ms: int) -> None:
+        seconds = max(took_ms, 0) / 1000.0  # a clock step backwards is not a negative latency
+        histogram.observe(seconds)
+        self._recent[name].append(seconds * 1000.0)
+
+    def observe_watermark(self, partition: int, watermark_ms: int | None) -> None:
+        if watermark_ms is None:
+            return
+        self.watermarks_ms[partition] = watermark_ms
+        self.watermark.labels(str(partition)).set(watermark_ms / 1000.0)
+
+    def set_model_quality(self, model: str, version: str, auc: float, log_loss: float) -> None:
+        """For learned models, when they exist: their progressive validation figures."""
+        self.model_auc.labels(model, version).set(auc)
+        self.model_log_loss.labels(model, version).set(log_loss)
+
+    def read_lag(self) -> dict[int, int]:
+        """Consumer lag per assigned partition; empty when the consumer cannot say (yet)."""
+        try:
+            return dict(self._lag())
+        except Exception:  # a scrape must not fail because the consumer is rebalancing
+            return {}
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric of this worker."""
+        return generate_latest(self.registry)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the dashboard shows (``/stats.json``): totals, recent latency, mix, partitions."""
+        counters = self.counters
+        lag = self.read_lag()
+        return {
+            "worker": {"id": self.worker_id, "pid": os.getpid()},
+            "events_in": counters["events_in"],
+            "decisions_out": counters["decisions_out"],
+            "deadletters": _by_prefix(counters, "deadletter:"),
+            "late_events": counters["note:late_event"],
+            "skipped": _by_prefix(counters, "skipped:"),
+            "evictions": _by_prefix(counters, "eviction:"),
+            "actions": _nested(self.actions.items()),
+            "latency_ms": {name: _summary(values) for name, values in self._recent.items()},
+            "partitions": {
+                str(p): {"watermark_ms": self.watermarks_ms.get(p), "lag": lag.get(p)}
+                for p in sorted(set(self.watermarks_ms) | set(lag))
+            },
+            "models": [],
+            "models_note": "decisions come from rules, which have no AUC or log loss",
+        }
+
+
+class _LagCollector(Collector):
+    """``liveprofiles_consumer_lag``, computed when scraped."""
+
+    def __init__(self, read: LagReader) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "liveprofiles_consumer_lag",
+            "Records behind the high water, per assigned events partition (high water minus "
+            "the next offset this worker will process).",
+            labels=["partition"],
+        )
+        for partition, lag in sorted(self._read().items()):
+            family.add_metric([str(partition)], lag)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("liveprofiles_consumer_lag", "", labels=["partition"])
+
+
+def _by_prefix(counters: Counter[str], prefix: str) -> dict[str, int]:
+    return {k.removeprefix(prefix): n for k, n in sorted(counters.items()) if k.startswith(prefix)}
+
+
+def _nested(pairs: Iterable[tuple[tuple[str, str], int]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (action, variant), count in sorted(pairs):
+        out.setdefault(action, {})[variant] = count
+    return out
+
+
+def _summary(values: deque[float]) -> dict[str, float | int | None]:
+    if len(values) < 2:
+        only = values[0] if values else None
+        return {"n": len(values), "p50": only, "p95": only, "p99": only}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"n": len(values), "p50": cuts[49], "p95": cuts[94], "p99": cuts[98]}
