@@ -1,7 +1,8 @@
 """Benchmark: the pure step on one core, and the whole pipeline on the embedded broker.
 
     python -m scripts.bench                     # defaults: about 2 minutes
-    python -m scripts.bench --out artifacts/bench.json
+    python -m scripts.bench --out artifacts/bench.json --plot artifacts/bench.png
+    python -m scripts.bench --plot-only artifacts/bench.json   # redraw the plot of a report
 
 Pure step: decode + step + serialize the decision, over a generated log, in this process
 (one core); the median of ``--repeats`` runs.
@@ -16,6 +17,10 @@ End to end (broker, one worker and this load driver share the machine's cores):
 * offered loads: at each fraction of that peak (``--loads``), send at that rate for
   ``--seconds`` and report the achieved rate and the event-to-decision latency (p50/p95/p99),
   from the moment the event was handed to the producer to the moment its decision arrived.
+
+The report is JSON (``--out``); the plot, latency against offered load with the peak marked, is a
+PNG (``--plot``, by default next to the JSON: ``--out`` with ``.png``), drawn by
+:mod:`scripts.benchplot`.
 """
 
 from __future__ import annotations
@@ -159,11 +164,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-e2e", action="store_true", help="only the pure step")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--plot", type=Path, help="the PNG plot (default: --out, or --plot-only, with .png)"
+    )
+    parser.add_argument(
+        "--plot-only", type=Path, metavar="JSON", help="only draw the plot of this report"
+    )
+    args = parser.parse_args(argv)
+    if args.plot is None:
+        args.plot = (args.plot_only or args.out).with_suffix(".png")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.plot_only is not None:
+        return _plot_only(args.plot_only, args.plot)
     exit_on_termination_signals()
     report: dict[str, Any] = {
         "pure_step": bench_pure_step(args.pure_events, args.users, args.repeats)
@@ -179,6 +195,36 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+    if args.skip_e2e:
+        return 0  # nothing to plot: the plot is of the end-to-end loads
+    return _plot(report, args.plot)
+
+
+def _plot_only(source: Path, target: Path) -> int:
+    try:
+        report = json.loads(source.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"cannot read the report {source}: {exc}", file=sys.stderr)
+        return 2
+    return _plot(report, target)
+
+
+def _plot(report: dict[str, Any], target: Path) -> int:
+    try:
+        # Imported here: matplotlib is the optional `bench` extra, the measurements don't need it.
+        from scripts.benchplot import ReportError, render_plot
+    except ImportError as exc:
+        print(f"no plot: {exc} (pip install -e '.[bench]')", file=sys.stderr)
+        return 2
+    try:
+        render_plot(report, target)
+    except ReportError as exc:
+        print(f"no plot: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"cannot write the plot {target}: {exc}", file=sys.stderr)
+        return 2
+    print(f"plot: {target}", file=sys.stderr)
     return 0
 
 

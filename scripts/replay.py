@@ -2,6 +2,7 @@
 
     python -m scripts.replay events.ndjson.gz --offline --out decisions.ndjson
     python -m scripts.replay events.ndjson.gz --bootstrap 127.0.0.1:9092 --out decisions.ndjson
+    python -m scripts.replay events.ndjson.gz --bootstrap 127.0.0.1:9092 --pace 10x
     python -m scripts.replay events.ndjson.gz --offline --check golden.decisions.ndjson.gz
 
 ``--offline`` runs the pure step in this process (no broker). Otherwise each line is sent to
@@ -11,8 +12,14 @@ running worker publishes are collected. Either way the decisions are written in 
 (no ``processing`` block), one per line, in the order of the log: the two modes give the same
 bytes. Lines that are not valid events produce no decision (the worker dead-letters them).
 
+``--pace`` sets how fast lines go to the broker: ``fast`` (the default: as fast as possible),
+``realtime``, or ``Nx`` (e.g. ``10x``: N times faster than real time), by event time
+(``timestamp``, else ``originalTimestamp``, else ``receivedAt``); see :mod:`scripts.pacing`.
+Paced or not, the decisions are the same: only the wall-clock spacing of the sends changes.
+
 Exit codes: 0 done (and equal, with ``--check``), 1 ``--check`` found a difference,
-2 bad arguments, unreadable file, or broker unreachable.
+2 bad arguments, unreadable file (the message names the line), or broker unreachable,
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import argparse
 import gzip
 import sys
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -31,21 +39,45 @@ from tqdm import tqdm
 
 from agents.names import DEFAULT_PREFIX, Names
 from scripts.golden import first_difference
-from scripts.kafkaio import new_producer, produce_events
+from scripts.kafkaio import new_producer, user_key_of
+from scripts.pacing import SYSTEM_CLOCK, Clock, Plan, follow, parse_pace, plan
 from stream import Decision, StepConfig, canonical_bytes
 from stream.replay import replay_outputs
 
-__all__ = ["kafka_decisions", "main", "offline_decisions", "read_lines"]
+__all__ = [
+    "LogError",
+    "collect_decisions",
+    "kafka_decisions",
+    "main",
+    "offline_decisions",
+    "read_lines",
+    "read_numbered",
+    "send_log",
+]
+
+
+class LogError(Exception):
+    """A log that cannot be read; the message names the file and the line reading stopped at."""
+
+
+def read_numbered(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for the non-empty lines of an NDJSON file, gunzipped when the name
+    ends in ``.gz``; :class:`LogError` when the file cannot be read, e.g. a truncated gzip."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    number = 0
+    try:
+        with opener(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                stripped = line.strip()
+                if stripped:
+                    yield number, stripped
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LogError(f"{path}: line {number + 1}: {exc}") from exc
 
 
 def read_lines(path: Path) -> Iterator[bytes]:
     """Non-empty lines of an NDJSON file, gunzipped when the name ends in ``.gz``."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        for line in handle:
-            stripped = line.strip()
-            if stripped:
-                yield stripped
+    return (line for _, line in read_numbered(path))
 
 
 def offline_decisions(lines: list[bytes], config: StepConfig | None = None) -> bytes:
@@ -64,9 +96,51 @@ def offline_decisions(lines: list[bytes], config: StepConfig | None = None) -> b
 
 
 def kafka_decisions(
-    lines: list[bytes], bootstrap: str, names: Names, idle_s: float = 10.0, timeout_s: float = 300.0
+    lines: list[bytes],
+    bootstrap: str,
+    names: Names,
+    idle_s: float = 10.0,
+    timeout_s: float = 300.0,
+    pace: float | None = None,
 ) -> bytes:
-    """Send the log to the events topic and collect what a running worker decides.
+    """Send the log to the events topic (at ``pace``, see :func:`send_log`) and collect what a
+    running worker decides (:func:`collect_decisions`)."""
+    send_log(lines, bootstrap, names.events, _plan_for(lines, pace))
+    return collect_decisions(lines, bootstrap, names.decisions, idle_s, timeout_s)
+
+
+def send_log(
+    lines: Sequence[bytes],
+    bootstrap: str,
+    topic: str,
+    schedule: Plan | None = None,
+    on_sent: Callable[[], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> float:
+    """Send each line keyed by its user key, as fast as possible or when ``schedule`` says;
+    return the furthest behind schedule a line was sent (seconds)."""
+    producer = new_producer(bootstrap)
+
+    def send(raw: bytes) -> None:
+        producer.send(topic, key=user_key_of(raw), value=raw)
+        if on_sent is not None:
+            on_sent()
+
+    try:
+        if schedule is None:
+            for raw in lines:
+                send(raw)
+            producer.flush()
+            return 0.0
+        return follow(schedule.due_s, lines, send, producer.flush, clock)
+    finally:
+        producer.close()
+
+
+def collect_decisions(
+    lines: list[bytes], bootstrap: str, topic: str, idle_s: float = 10.0, timeout_s: float = 300.0
+) -> bytes:
+    """The decisions a worker published for the log's events, from the start of ``topic``.
 
     Decisions are matched to the log by their event's message id and written in log order,
     the first one per decision id (redeliveries repeat ids), so the result can be compared
@@ -74,12 +148,11 @@ def kafka_decisions(
     when no new decision for this log arrived for ``idle_s`` seconds (or at ``timeout_s``).
     """
     order = _first_line_of_event(lines)
-    producer = new_producer(bootstrap)
-    try:
-        produce_events(producer, names.events, lines)
-    finally:
-        producer.close()
-    return b"".join(_collect(bootstrap, names.decisions, order, idle_s, timeout_s))
+    return b"".join(_collect(bootstrap, topic, order, idle_s, timeout_s))
+
+
+def _plan_for(lines: Sequence[bytes], pace: float | None) -> Plan | None:
+    return None if pace is None else plan(lines, range(1, len(lines) + 1), pace)
 
 
 def _first_line_of_event(lines: list[bytes]) -> dict[tuple[str, str], int]:
@@ -138,6 +211,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the decisions (NDJSON) here")
     parser.add_argument("--check", type=Path, help="compare the decisions with this file")
     parser.add_argument(
+        "--pace",
+        type=parse_pace,
+        default="fast",
+        metavar="fast|realtime|Nx",
+        help="through Kafka: as fast as possible (default), in real time, or N times faster "
+        "(e.g. 10x), by event time",
+    )
+    parser.add_argument(
         "--idle",
         type=float,
         default=10.0,
@@ -148,42 +229,76 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"{args.log}: no such file")
     if args.check is not None and not args.check.is_file():
         parser.error(f"{args.check}: no such file")
+    if args.offline and args.pace is not None:
+        parser.error("--pace paces the sends to the broker: it does not go with --offline")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
-        lines = list(
-            tqdm(read_lines(args.log), unit="ev", desc="read", file=sys.stderr, disable=None)
+        numbered = list(
+            tqdm(read_numbered(args.log), unit="ev", desc="read", file=sys.stderr, disable=None)
         )
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        print(f"cannot read {args.log}: {exc}", file=sys.stderr)
+    except LogError as exc:
+        print(f"cannot read {exc}", file=sys.stderr)
         return 2
     wants_decisions = args.offline or args.out is not None or args.check is not None
     try:
         decisions = (
-            offline_decisions(lines)
+            offline_decisions([line for _, line in numbered])
             if args.offline
-            else _through_kafka(args, lines, wants_decisions)
+            else _through_kafka(args, numbered, wants_decisions)
         )
     except KafkaError as exc:
         print(f"cannot reach the broker at {args.bootstrap}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return _report(args, decisions)
 
 
-def _through_kafka(args: argparse.Namespace, lines: list[bytes], collect: bool) -> bytes:
+def _through_kafka(
+    args: argparse.Namespace, numbered: list[tuple[int, bytes]], collect: bool
+) -> bytes:
     names = Names(args.prefix)
-    if collect:
-        return kafka_decisions(lines, args.bootstrap, names, idle_s=args.idle)
-    producer = new_producer(args.bootstrap)
-    try:
-        produce_events(producer, names.events, lines)
-    finally:
-        producer.close()
-    print(f"sent {len(lines):,} events to {names.events}")
-    return b""
+    lines = [line for _, line in numbered]
+    schedule = None
+    if args.pace is not None:
+        schedule = _announce(args.pace, plan(lines, [n for n, _ in numbered], args.pace))
+    with tqdm(total=len(lines), unit="ev", desc="send", file=sys.stderr, disable=None) as bar:
+        late_s = send_log(lines, args.bootstrap, names.events, schedule, bar.update)
+    behind = f", at most {late_s:.2f} s behind schedule" if schedule is not None else ""
+    print(f"sent {len(lines):,} events to {names.events}{behind}")
+    if not collect:
+        return b""
+    return collect_decisions(lines, args.bootstrap, names.decisions, idle_s=args.idle)
+
+
+def _announce(pace: float, schedule: Plan) -> Plan:
+    """Say how long a paced replay will take, and which lines have no event time."""
+    span = _duration(schedule.duration_s * pace)
+    print(f"pace {pace:g}x: {span} of event time in about {_duration(schedule.duration_s)}")
+    untimed = schedule.untimed_lines
+    if untimed:
+        shown = ", ".join(map(str, untimed[:5])) + (", ..." if len(untimed) > 5 else "")
+        many = len(untimed) > 1
+        print(
+            f"{len(untimed):,} {'lines' if many else 'line'} without a readable event time "
+            f"{'are' if many else 'is'} sent without waiting (line{'s' if many else ''} {shown})"
+        )
+    return schedule
+
+
+def _duration(seconds: float) -> str:
+    """``3.2 s``, ``2 min 05 s``, ``3 h 07 min``, ``2 d 04 h``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, hours, days = int(seconds // 60), int(seconds // 3600), int(seconds // 86400)
+    if hours == 0:
+        return f"{minutes} min {int(seconds) % 60:02d} s"
+    return f"{hours} h {minutes % 60:02d} min" if days == 0 else f"{days} d {hours % 24:02d} h"
 
 
 def _report(args: argparse.Namespace, decisions: bytes) -> int:
