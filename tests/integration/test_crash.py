@@ -43,6 +43,7 @@ def _worker(settings: Settings, log: Path) -> WorkerProcess:
     return WorkerProcess(env=env, log_path=log)
 
 
+@pytest.mark.timeout(900)  # ~50 s of traffic, 7 restarts of ~20 s each, then the checks
 def test_kill_9_at_random_moments_loses_nothing_and_matches_offline_replay(
     settings: Settings, tmp_path: Path
 ) -> None:
