@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
@@ -43,7 +43,7 @@ from agents.web import register_pages
 from stream import SourcePosition, StepConfig
 from stream.watermark import PartitionWatermark
 
-__all__ = ["Clock", "WorkerStats", "create_app", "wall_clock_ms"]
+__all__ = ["Clock", "create_app", "wall_clock_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,6 @@ Clock = Callable[[], int]
 def wall_clock_ms() -> int:
     """Processing time in epoch ms: used only to stamp when a decision was emitted."""
     return time.time_ns() // 1_000_000
-
-
-class WorkerStats:
-    """Counters of one worker process (events in, decisions out, dead letters by reason...)."""
-
-    def __init__(self) -> None:
-        self.counters: Counter[str] = Counter()
-
-    def add(self, counters: Counter[str]) -> None:
-        self.counters.update(counters)
 
 
 def create_app(
@@ -89,8 +79,6 @@ def create_app(
     profiles = app.Table(
         names.profiles_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
-    stats = WorkerStats()
-    app.stats = stats  # type: ignore[attr-defined]
     watermarks: dict[int, PartitionWatermark] = defaultdict(
         lambda: PartitionWatermark(settings.watermark_sample)
     )
@@ -123,7 +111,6 @@ def create_app(
                     looked, evicted = sweeper.sweep(profiles, partition, watermark)
                     result.counters["eviction:looked"] += looked
                     result.counters["eviction:evicted"] += evicted
-            stats.add(result.counters)
             metrics.observe_batch(result, emitted_at_ms)
             metrics.observe_watermark(partition, watermark)
         for first, group in groups:
@@ -140,7 +127,7 @@ def create_app(
 
     @app.timer(interval=10.0)  # type: ignore[untyped-decorator]
     async def log_stats() -> None:
-        counters = dict(sorted(stats.counters.items()))
+        counters = dict(sorted(metrics.counters.items()))
         log.info("worker stats %s", counters, extra={"counters": counters})
 
     return app

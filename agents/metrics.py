@@ -147,9 +147,13 @@ class WorkerMetrics:
         self.counters.update(result.counters)
         for key, count in result.counters.items():
             self._count(key, count)
+        # Counted per (action, variant) once per batch: a labelled child lookup takes a lock,
+        # and this runs in the worker's batch loop.
+        mix = Counter((d.action, d.variant) for d in result.decisions)
+        for (action, variant), count in mix.items():
+            self.decisions.labels(action, variant).inc(count)
+        self.actions.update(mix)
         for decision, record_ms in zip(result.decisions, result.decision_record_ms, strict=True):
-            self.decisions.labels(decision.action, decision.variant).inc()
-            self.actions[(decision.action, decision.variant)] += 1
             event_ms = emitted_at_ms - decision.event_time_ms
             self._latency("event_to_emit", self.event_latency, event_ms)
             if record_ms is not None:
