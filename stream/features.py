@@ -24,6 +24,7 @@ from typing import Any
 from stream.config import StepConfig
 from stream.context import Context, read_context
 from stream.events import Event, message_fingerprint
+from stream.memo import PerObject
 from stream.ordered import (
     Moment,
     OrderedConfig,
@@ -318,24 +319,19 @@ def _moment(event: Event, fingerprint: int, props: CleanProperties) -> Moment:
     )
 
 
-_ORDERED_CONFIGS: dict[int, tuple[StepConfig, OrderedConfig]] = {}
+def _ordered_config(config: StepConfig) -> OrderedConfig:
+    f = config.features
+    return OrderedConfig(
+        f.session_gap_ms,
+        f.affinity_half_life_ms,
+        f.affinity_top_k,
+        config.max_cart_lines,
+        config.max_quantity,
+    )
 
 
-def _ordered(config: StepConfig) -> OrderedConfig:
-    """The ordered-state settings of ``config``, built once per config object (kept alive with
-    it, so its id is not reused while cached)."""
-    cached = _ORDERED_CONFIGS.get(id(config))
-    if cached is None:
-        f = config.features
-        ordered = OrderedConfig(
-            f.session_gap_ms,
-            f.affinity_half_life_ms,
-            f.affinity_top_k,
-            config.max_cart_lines,
-            config.max_quantity,
-        )
-        cached = _ORDERED_CONFIGS[id(config)] = (config, ordered)
-    return cached[1]
+#: The ordered-state settings of a step config, built once per config object (stream.memo).
+_ordered: PerObject[StepConfig, OrderedConfig] = PerObject(_ordered_config)
 
 
 def _lifetime_features(profile: Profile) -> FeatureVector:

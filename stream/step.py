@@ -31,6 +31,7 @@ from stream.decision import Decision
 from stream.events import Event, message_fingerprint
 from stream.eviction import idle_too_long, reset_after_idle
 from stream.features import apply_event, feature_vector
+from stream.memo import PerObject
 from stream.policy import decide
 from stream.profile import Profile
 
@@ -98,13 +99,7 @@ def _remember_message(profile: Profile, fingerprint: int, window: int) -> None:
         del recent[: len(recent) - window]
 
 
-_VERSIONS: dict[int, tuple[StepConfig, dict[str, str]]] = {}
-
-
-def _versions(config: StepConfig) -> dict[str, str]:
-    """The versions a decision names, one dict per config object (decisions only read it)."""
-    cached = _VERSIONS.get(id(config))
-    if cached is None:
-        versions = {"policy": config.policy.version, "features": config.feature_version}
-        cached = _VERSIONS[id(config)] = (config, versions)
-    return cached[1]
+#: The versions a decision names, one dict per config object (decisions only read it).
+_versions: PerObject[StepConfig, dict[str, str]] = PerObject(
+    lambda config: {"policy": config.policy.version, "features": config.feature_version}
+)

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 from stream.aggregators import Distinct
 from stream.catalog import Catalog
 from stream.exceptions import SnapshotError
+from stream.memo import PerObject
 from stream.windows import bucket_size_for
 
 __all__ = ["Plan", "WindowState", "add_event", "plan_for", "read_all", "reference_read"]
@@ -115,22 +116,6 @@ class Plan(NamedTuple):
     #: Identifies the state layout: a profile written under another catalog starts its windows
     #: again instead of misreading columns.
     layout: str
-
-
-_PLANS: dict[int, tuple[Catalog, Plan]] = {}
-
-
-def plan_for(catalog: Catalog) -> Plan:
-    """The compiled plan of ``catalog``, built once per catalog object.
-
-    Cached by identity, not by value: hashing a catalog (nested frozen dataclasses) on every
-    event cost more than the aggregation itself. The catalog is kept alive with its plan, so an
-    id is never reused while cached.
-    """
-    cached = _PLANS.get(id(catalog))
-    if cached is None:
-        cached = _PLANS[id(catalog)] = (catalog, _compile(catalog))
-    return cached[1]
 
 
 def _compile(catalog: Catalog) -> Plan:
@@ -449,3 +434,7 @@ def reference_read(
             values[spec.feature_name(window)] = result
     _add_ratios(values, plan_for(catalog))
     return values
+
+
+#: The compiled plan of a catalog, built once per catalog object (stream.memo).
+plan_for: PerObject[Catalog, Plan] = PerObject(_compile)
