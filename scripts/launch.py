@@ -25,6 +25,21 @@ __all__ = ["READY_MARKER", "CollectorProcess", "WorkerProcess"]
 READY_MARKER = b"[^Worker]: Ready"
 
 
+def _spawn(command: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m agents COMMAND`` in its own session (a terminal's Ctrl-C is for the parent,
+    which stops it by PID), output appended to ``log_path``, INFO logs unless ``env`` says."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "agents", command],
+            env={**os.environ, "LIVEPROFILES_LOG_LEVEL": "info", **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
 @dataclass
 class WorkerProcess:
     """One worker process; ``env`` holds its ``LIVEPROFILES_*`` settings."""
@@ -36,18 +51,8 @@ class WorkerProcess:
 
     def start(self, timeout_s: float = 90.0, wait_ready: bool = True) -> WorkerProcess:
         """Start the worker; by default wait until it is ready (raises ``TimeoutError``)."""
-        env = {**os.environ, "LIVEPROFILES_LOG_LEVEL": "info", **self.env}
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "agents", "worker"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        self.process = _spawn("worker", self.env, self.log_path)
         if wait_ready:
             try:
                 self.wait_ready(timeout_s)
@@ -117,23 +122,11 @@ class CollectorProcess:
 
     def start(self, timeout_s: float = 30.0, wait_connected: bool = True) -> CollectorProcess:
         """Start it; by default wait until it is connected to the broker (``TimeoutError``)."""
-        env = {
-            **os.environ,
-            "LIVEPROFILES_LOG_LEVEL": "info",
-            **self.env,
+        address = {
             "LIVEPROFILES_COLLECTOR_HOST": self.host,
             "LIVEPROFILES_COLLECTOR_PORT": str(self.port),
         }
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "agents", "collector"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        self.process = _spawn("collector", {**self.env, **address}, self.log_path)
         try:
             wait_for_port(self.host, self.port, timeout_s, self.process)
             if wait_connected:
