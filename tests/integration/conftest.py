@@ -1,17 +1,25 @@
-"""Fixtures that start a real embedded broker and real worker processes, and stop them by PID."""
+"""Fixtures that start a real embedded broker and real worker processes, and stop them by PID;
+and the helpers the fault tests share (workers with their own state, a paced sender, reading
+decisions until every expected one arrived)."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import orjson
 import pytest
+from kafka import KafkaConsumer
 
 from agents.admin import ensure_topics
 from agents.settings import Settings
 from scripts.broker import EmbeddedBroker
+from scripts.kafkaio import new_producer
 from scripts.launch import CollectorProcess, WorkerProcess
+from scripts.load import Prepared, send_paced
 from scripts.procs import free_port
 
 _prefixes = itertools.count(1)
@@ -50,12 +58,7 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
     started: list[WorkerProcess] = []
 
     def start(**extra: object) -> WorkerProcess:
-        env = {
-            "LIVEPROFILES_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "LIVEPROFILES_PREFIX": settings.prefix,
-            "LIVEPROFILES_PARTITIONS": str(settings.partitions),
-            "LIVEPROFILES_DATA_DIR": str(settings.data_dir),
-        }
+        env = worker_env(settings, settings.data_dir)
         env.update({f"LIVEPROFILES_{name.upper()}": str(value) for name, value in extra.items()})
         worker = WorkerProcess(env=env, log_path=tmp_path / f"worker-{len(started)}.log")
         started.append(worker)
@@ -96,3 +99,68 @@ def start_collector(settings: Settings, tmp_path: Path) -> Iterator[CollectorFac
     finally:
         for collector in started:
             collector.stop()
+
+
+def worker_env(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """The ``LIVEPROFILES_*`` environment of a worker for ``settings``."""
+    return {
+        "LIVEPROFILES_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "LIVEPROFILES_PREFIX": settings.prefix,
+        "LIVEPROFILES_PARTITIONS": str(settings.partitions),
+        "LIVEPROFILES_DATA_DIR": str(data_dir),
+    }
+
+
+def worker_process(settings: Settings, tmp_path: Path, index: int) -> WorkerProcess:
+    """A worker (not started) with its own local state directory, as on its own machine; the
+    caller starts and stops it."""
+    return WorkerProcess(
+        env=worker_env(settings, tmp_path / f"state-{index}"),
+        log_path=tmp_path / f"worker-{index}.log",
+    )
+
+
+def paced_sender(settings: Settings, prepared: Sequence[Prepared], rate: float) -> threading.Thread:
+    """A started background thread sending ``prepared`` to the events topic at ``rate``/s."""
+
+    def send() -> None:
+        producer = new_producer(settings.bootstrap_servers)
+        try:
+            send_paced(producer, settings.names.events, prepared, rate, {})
+        finally:
+            producer.close()
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    return sender
+
+
+def decisions_until(
+    settings: Settings, expected: set[str], timeout_s: float
+) -> list[dict[str, object]]:
+    """Read decisions until every expected id was seen (then 3 s more, to see extras).
+
+    Not "until idle": after a kill -9 the dead member keeps its partitions until its session
+    expires, so decisions for them can pause for ~20 s before the group rebalances.
+    """
+    decisions: list[dict[str, object]] = []
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    consumer = KafkaConsumer(
+        settings.names.decisions,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    try:
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    decision = orjson.loads(record.value)
+                    decisions.append(decision)
+                    seen.add(str(decision["decision_id"]))
+            if expected <= seen:
+                deadline = min(deadline, time.monotonic() + 3.0)
+    finally:
+        consumer.close()
+    return decisions

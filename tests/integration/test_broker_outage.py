@@ -9,7 +9,6 @@ nothing answers, as with a broker host that hangs or a network partition."""
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,13 +21,13 @@ from scripts.load import prepare
 from stream import StepConfig
 from stream.replay import replay
 from stream.synthetic import GeneratorConfig, generate_events
-from tests.integration.test_crash import _decisions_until
+from tests.integration.conftest import decisions_until, paced_sender, worker_process
 from tests.integration.test_pipeline import _expected_profiles, _stored_profiles, _without_positions
-from tests.integration.test_scaling import _send, _worker
 
 pytestmark = pytest.mark.broker
 
 EVENTS = 12_000
+RATE = 1_200.0  # events/s: ~10 s of traffic, the outage lands in the middle of it
 OUTAGE_S = 15.0
 #: The status agents.guard exits with when a batch keeps failing (it is then not acknowledged).
 EXIT_BATCH_FAILED = 70
@@ -41,12 +40,11 @@ def test_worker_survives_a_broker_outage_under_load(
     prepared = list(prepare(events, settings.partitions))
     lines = [p.value for p in prepared]
     assert broker.process is not None
-    worker = _worker(settings, tmp_path, 0)
+    worker = worker_process(settings, tmp_path, 0)
     exits: list[int] = []
     try:
         worker.start()
-        sender = threading.Thread(target=_send, args=(settings, prepared), daemon=True)
-        sender.start()
+        sender = paced_sender(settings, prepared, RATE)
         time.sleep(3.0)
         broker.process.send_signal(signal.SIGSTOP)
         try:
@@ -69,7 +67,7 @@ def test_worker_survives_a_broker_outage_under_load(
                 assert status == EXIT_BATCH_FAILED, f"unexpected exit {status}; see {tmp_path}"
                 worker.process = None
                 worker.start()
-            decisions = _decisions_until(settings, set(expected), timeout_s=20.0)
+            decisions = decisions_until(settings, set(expected), timeout_s=20.0)
             if set(expected) <= {str(d["decision_id"]) for d in decisions}:
                 break
     finally:

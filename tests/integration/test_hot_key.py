@@ -16,8 +16,8 @@ from scripts.load import Prepared, prepare, send_paced
 from scripts.pipeline import DecisionWatcher
 from scripts.stats import percentile
 from stream.synthetic import GeneratorConfig, generate_events
+from tests.integration.conftest import worker_process
 from tests.integration.test_pipeline import _expected_profiles, _stored_profiles, _without_positions
-from tests.integration.test_scaling import _worker
 
 pytestmark = pytest.mark.broker
 
@@ -52,7 +52,7 @@ def test_a_hot_user_does_not_hold_the_others_back(settings: Settings, tmp_path: 
     baseline = _phase(61, 0.0, settings.partitions)
     hot = _phase(62, 0.5, settings.partitions)
     assert 0.45 < sum(p.key == HOT_USER.encode() for p in hot) / len(hot) < 0.55
-    workers = [_worker(settings, tmp_path, i) for i in range(2)]
+    workers = [worker_process(settings, tmp_path, i) for i in range(2)]
     watcher = DecisionWatcher(settings.bootstrap_servers, settings.names.decisions)
     sent_ms: dict[str, int] = {}
     try:

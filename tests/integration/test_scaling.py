@@ -4,7 +4,6 @@ worker is left stuck in recovery."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,30 +12,17 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from agents.settings import Settings
-from scripts.kafkaio import new_producer
-from scripts.launch import WorkerProcess
-from scripts.load import Prepared, prepare, send_paced
+from scripts.load import prepare
 from stream import StepConfig
 from stream.replay import replay
 from stream.synthetic import GeneratorConfig, generate_events
-from tests.integration.test_crash import _decisions_until
+from tests.integration.conftest import decisions_until, paced_sender, worker_process
 from tests.integration.test_pipeline import _expected_profiles, _stored_profiles, _without_positions
 
 pytestmark = pytest.mark.broker
 
 EVENTS = 30_000
 RATE = 1_200.0  # events/s: ~25 s of traffic, so both membership changes happen under load
-
-
-def _worker(settings: Settings, tmp_path: Path, index: int) -> WorkerProcess:
-    """Each worker has its own local state directory, as on separate machines."""
-    env = {
-        "LIVEPROFILES_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "LIVEPROFILES_PREFIX": settings.prefix,
-        "LIVEPROFILES_PARTITIONS": str(settings.partitions),
-        "LIVEPROFILES_DATA_DIR": str(tmp_path / f"state-{index}"),
-    }
-    return WorkerProcess(env=env, log_path=tmp_path / f"worker-{index}.log")
 
 
 def _committed(settings: Settings) -> dict[int, int | None]:
@@ -55,14 +41,6 @@ def _committed(settings: Settings) -> dict[int, int | None]:
         consumer.close()
 
 
-def _send(settings: Settings, prepared: list[Prepared]) -> None:
-    producer = new_producer(settings.bootstrap_servers)
-    try:
-        send_paced(producer, settings.names.events, prepared, RATE, {})
-    finally:
-        producer.close()
-
-
 @pytest.mark.xfail(
     strict=False,
     reason="known bug, about half of the runs: after the graceful leave some partitions stop"
@@ -73,12 +51,11 @@ def test_a_worker_joins_and_one_leaves_under_load(settings: Settings, tmp_path: 
     events = list(generate_events(GeneratorConfig(seed=33, users=1_500, days=1.0)))[:EVENTS]
     prepared = list(prepare(events, settings.partitions))
     lines = [p.value for p in prepared]
-    workers = [_worker(settings, tmp_path, i) for i in range(3)]
+    workers = [worker_process(settings, tmp_path, i) for i in range(3)]
     try:
         workers[0].start()
         workers[1].start()
-        sender = threading.Thread(target=_send, args=(settings, prepared), daemon=True)
-        sender.start()
+        sender = paced_sender(settings, prepared, RATE)
         time.sleep(6.0)
         workers[2].start()  # scale out: partitions move to the newcomer
         time.sleep(6.0)
@@ -87,7 +64,7 @@ def test_a_worker_joins_and_one_leaves_under_load(settings: Settings, tmp_path: 
         assert not sender.is_alive()
         offline = replay(lines, StepConfig())
         expected = Counter(d.decision_id for d in offline.decisions)
-        decisions = _decisions_until(settings, set(expected), timeout_s=120.0)
+        decisions = decisions_until(settings, set(expected), timeout_s=120.0)
         # Both remaining workers are alive (none crashed or hung up in recovery: every event
         # of every partition got its decision, so each partition was recovered and consumed).
         assert all(w.process is not None and w.process.poll() is None for w in workers[1:])
