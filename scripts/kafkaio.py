@@ -66,6 +66,15 @@ def produce_events(
     return sent
 
 
+def send_lines(bootstrap: str, topic: str, lines: Iterable[bytes]) -> int:
+    """:func:`produce_events` with a producer of its own, closed afterwards."""
+    producer = new_producer(bootstrap)
+    try:
+        return produce_events(producer, topic, lines)
+    finally:
+        producer.close()
+
+
 def consume(
     bootstrap: str,
     topic: str,

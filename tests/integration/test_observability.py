@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.settings import Settings
-from scripts.kafkaio import consume, new_producer, produce_events
+from scripts.kafkaio import consume, send_lines
 from scripts.launch import WorkerProcess
 from scripts.procs import free_port, wait_for_port
 from stream.synthetic import GeneratorConfig, generate_events
@@ -55,12 +55,9 @@ def _start_web_worker(settings: Settings, start_worker: WorkerFactory) -> tuple[
 
 
 def _send_and_wait(settings: Settings, lines: list[bytes], decisions: int) -> None:
-    producer = new_producer(settings.bootstrap_servers)
-    try:
-        produce_events(producer, settings.names.events, lines)
-    finally:
-        producer.close()
-    consume(settings.bootstrap_servers, settings.names.decisions, decisions, timeout_s=120.0)
+    send_lines(settings.bootstrap_servers, settings.names.events, lines)
+    # consume is a generator: reading it to the end is what waits for the decisions.
+    list(consume(settings.bootstrap_servers, settings.names.decisions, decisions, timeout_s=120.0))
 
 
 def _get(url: str) -> tuple[str, bytes]:

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from agents.settings import Settings
-from scripts.kafkaio import consume, new_producer, produce_events
+from scripts.kafkaio import consume, send_lines
 from stream import Profile, StepConfig
 from stream.replay import replay
 from stream.synthetic import GeneratorConfig, generate_events
@@ -25,11 +25,7 @@ def _log(users: int, limit: int, seed: int = 11) -> list[bytes]:
 
 
 def _send(settings: Settings, lines: list[bytes]) -> None:
-    producer = new_producer(settings.bootstrap_servers)
-    try:
-        produce_events(producer, settings.names.events, lines)
-    finally:
-        producer.close()
+    send_lines(settings.bootstrap_servers, settings.names.events, lines)
 
 
 def _decisions(settings: Settings, expected: int) -> list[dict[str, object]]:
