@@ -19,10 +19,22 @@ from stream.deadletter import SourcePosition
 from stream.eventtime import event_time_ms
 from stream.timeutil import datetime_to_ms
 
-__all__ = ["MAX_ID_LENGTH", "Event", "EventType", "SegmentEvent", "message_fingerprint"]
+__all__ = [
+    "MAX_EVENT_NAME_LENGTH",
+    "MAX_ID_LENGTH",
+    "MAX_STR_LENGTH",
+    "Event",
+    "EventType",
+    "SegmentEvent",
+    "message_fingerprint",
+]
 
 #: Ids longer than this are rejected: they are never legitimate and would bloat state and keys.
 MAX_ID_LENGTH = 256
+#: Any text field, and any key or text inside `context`/`properties`/`traits`.
+MAX_STR_LENGTH = 10_000
+#: A track event's name (`event`) or a page/screen `name`.
+MAX_EVENT_NAME_LENGTH = 200
 
 
 class EventType(StrEnum):
@@ -45,7 +57,7 @@ class SegmentEvent(BaseModel):
     and turned into strings (several SDKs send numeric user ids); any other type is invalid.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True, str_max_length=10_000)
+    model_config = ConfigDict(extra="ignore", frozen=True, str_max_length=MAX_STR_LENGTH)
 
     type: Literal["track", "page", "screen", "identify", "alias"]
     messageId: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
@@ -56,8 +68,8 @@ class SegmentEvent(BaseModel):
     originalTimestamp: datetime | None = None
     sentAt: datetime | None = None
     receivedAt: datetime | None = None
-    event: str | None = Field(default=None, min_length=1, max_length=200)
-    name: str | None = Field(default=None, max_length=200)
+    event: str | None = Field(default=None, min_length=1, max_length=MAX_EVENT_NAME_LENGTH)
+    name: str | None = Field(default=None, max_length=MAX_EVENT_NAME_LENGTH)
     context: dict[str, Any] = Field(default_factory=dict)
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)

@@ -38,7 +38,13 @@ from datetime import datetime
 from typing import Any, Final
 
 from stream.deadletter import SourcePosition
-from stream.events import MAX_ID_LENGTH, Event, EventType
+from stream.events import (
+    MAX_EVENT_NAME_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_STR_LENGTH,
+    Event,
+    EventType,
+)
 from stream.eventtime import (
     MAX_FUTURE_MS,
     MAX_PLAUSIBLE_MS,
@@ -49,10 +55,6 @@ from stream.eventtime import (
 from stream.timeutil import EPOCH
 
 __all__ = ["fast_event"]
-
-#: The model's limits (``SegmentEvent``); ``test_fastpath`` pins that they agree.
-MAX_STR_LENGTH: Final = 10_000
-MAX_EVENT_NAME_LENGTH: Final = 200
 
 _TYPES: Final = {t.value: t for t in EventType}
 # ASCII only: `\d` would also match other scripts' digits. `fullmatch`, because `$` also

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from stream import fastpath
 from stream.decode import decode_event, decode_event_reference
-from stream.events import MAX_ID_LENGTH, Event, SegmentEvent
+from stream.events import MAX_EVENT_NAME_LENGTH, MAX_ID_LENGTH, MAX_STR_LENGTH, Event, SegmentEvent
 from stream.eventtime import MAX_FUTURE_MS, MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS
-from stream.fastpath import MAX_EVENT_NAME_LENGTH, MAX_STR_LENGTH, fast_event
+from stream.fastpath import fast_event
 from stream.synthetic import GeneratorConfig, generate_events
 from stream.timeutil import EPOCH, ms_to_iso
 from tests.support import INVALID_EVENTS
