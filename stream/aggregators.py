@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-__all__ = ["AGGREGATORS", "Aggregator", "Count", "Distinct", "Max", "Sum"]
+__all__ = ["AGGREGATORS", "DISTINCT_LIMIT", "Aggregator", "Count", "Distinct", "Max", "Sum"]
 
 State = Any
+#: How many distinct values a distinct count tracks exactly (it saturates there).
+DISTINCT_LIMIT = 32
 Value = float | str | None
 
 
@@ -111,7 +113,7 @@ class Distinct:
     name = "distinct"
     needs_value = True
 
-    def __init__(self, limit: int = 32) -> None:
+    def __init__(self, limit: int = DISTINCT_LIMIT) -> None:
         self.limit = limit
 
     def initial(self) -> list[str]:

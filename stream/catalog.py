@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from stream.aggregators import AGGREGATORS
 from stream.exceptions import ConfigError
-from stream.windows import DAY_MS, HOUR_MS, MINUTE_MS, bucket_size_for, window_label
+from stream.windows import DAY_MS, HOUR_MS, MINUTE_MS, window_label
 
 __all__ = ["DEFAULT_CATALOG", "Catalog", "RatioSpec", "WindowedSpec", "slug"]
 
@@ -67,14 +67,6 @@ class WindowedSpec:
 
     def feature_name(self, window_ms: int) -> str:
         return f"{self.key}_{window_label(window_ms)}"
-
-    def series(self) -> dict[int, int]:
-        """Bucket size -> the longest window kept at that size (the series' retention)."""
-        retention: dict[int, int] = {}
-        for window in self.windows_ms:
-            size = bucket_size_for(window)
-            retention[size] = max(retention.get(size, 0), window)
-        return retention
 
 
 @dataclass(frozen=True, slots=True)

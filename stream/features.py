@@ -17,19 +17,21 @@ the grace period is *late*: counted (``note:late_event``), applied to order-free
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from stream.catalog import slug
 from stream.config import StepConfig
 from stream.context import Context, read_context
 from stream.events import Event, message_fingerprint
 from stream.memo import PerObject
 from stream.ordered import (
+    SESSION_HISTORY_MS,
     Moment,
     OrderedConfig,
     OrderedState,
     admit,
+    decay_factor,
     decayed,
     rebuild_head,
     settle,
@@ -69,6 +71,8 @@ COUNTED_EVENTS = frozenset(
 OTHER_TRACK = "track:other"
 #: Events whose last occurrence is a recency feature.
 RECENCY_EVENTS = ("Product Viewed", "Product Added", "Checkout Started", "Order Completed")
+#: (event name, its recency feature's name).
+_RECENCY_KEYS = tuple((name, f"ms_since_{slug(name)}") for name in RECENCY_EVENTS)
 _NUMERIC_FIELDS = frozenset({"price", "revenue"})
 
 FeatureVector = dict[str, Any]
@@ -179,6 +183,7 @@ _COMPUTE: dict[str, Group] = {
     "sessions": lambda p, c, now: _session_features(_head(p, c), c, now),
     "cart": lambda p, c, now: _cart_features(_head(p, c)),
     "top_affinity": lambda p, c, now: _top_affinity_features(_head(p, c), c, now),
+    "top_brand": lambda p, c, now: {"top_brand": _top(_head(p, c).brands)},
     "affinities": lambda p, c, now: _affinity_features(_head(p, c), c, now),
     "context": _context_group,
 }
@@ -192,7 +197,7 @@ _MEMBERS = {
         "late_events",
         "tenure_ms",
     ),
-    "recency": tuple(f"ms_since_{name.lower().replace(' ', '_')}" for name in RECENCY_EVENTS),
+    "recency": tuple(feature for _, feature in _RECENCY_KEYS),
     "sessions": (
         "session_events",
         "session_pages",
@@ -204,7 +209,8 @@ _MEMBERS = {
         "returning_visitor",
     ),
     "cart": ("cart_lines", "cart_items", "cart_value", "views_since_add"),
-    "top_affinity": ("top_category", "top_category_affinity", "top_brand"),
+    "top_affinity": ("top_category", "top_category_affinity"),
+    "top_brand": ("top_brand",),
     "affinities": ("category_affinities",),
     "context": tuple(f"context_{name}" for name in Context._fields),
 }
@@ -351,21 +357,13 @@ def _lifetime_features(profile: Profile) -> FeatureVector:
 
 def _recency_features(profile: Profile, now: int) -> FeatureVector:
     # -1 means "never": a number (not None) so that a model's feature vector stays numeric.
-    return {
-        f"ms_since_{slug_of(n)}": now - profile.last_event_ms[n]
-        if n in profile.last_event_ms
-        else -1
-        for n in RECENCY_EVENTS
-    }
-
-
-def slug_of(name: str) -> str:
-    return name.lower().replace(" ", "_")
+    last = profile.last_event_ms
+    return {feature: now - last[n] if n in last else -1 for n, feature in _RECENCY_KEYS}
 
 
 def _session_features(state: OrderedState, config: StepConfig, now: int) -> FeatureVector:
     start, last = state.session_start_ms, state.session_last_ms
-    week_ago = now - 7 * 86_400_000
+    week_ago = now - SESSION_HISTORY_MS
     return {
         "session_events": state.session_events,
         "session_pages": state.session_pages,
@@ -404,13 +402,9 @@ def _top_affinity_features(state: OrderedState, config: StepConfig, now: int) ->
         score = state.categories[top_category]
         if state.affinity_ms is not None:  # as stream.ordered.decayed computes it
             half_life = config.features.affinity_half_life_ms
-            score = round(score * math.pow(0.5, (now - state.affinity_ms) / half_life), 9)
+            score = round(score * decay_factor(state.affinity_ms, now, half_life), 9)
         top_affinity = round(score, 4)
-    return {
-        "top_category": top_category,
-        "top_category_affinity": top_affinity,
-        "top_brand": _top(state.brands),
-    }
+    return {"top_category": top_category, "top_category_affinity": top_affinity}
 
 
 def _affinity_features(state: OrderedState, config: StepConfig, now: int) -> FeatureVector:

@@ -28,6 +28,7 @@ __all__ = [
     "OrderedConfig",
     "OrderedState",
     "admit",
+    "decay_factor",
     "decay_to",
     "decayed",
     "event_order",
@@ -249,14 +250,23 @@ def decayed(
     """Scores as of ``now_ms``, from scores kept as of ``since_ms`` (read-only)."""
     if since_ms is None:
         return dict(scores)
-    factor = math.pow(0.5, (now_ms - since_ms) / half_life_ms)
+    factor = decay_factor(since_ms, now_ms, half_life_ms)
     return {label: round(score * factor, 9) for label, score in scores.items()}
+
+
+def decay_factor(since_ms: int, now_ms: int, half_life_ms: int) -> float:
+    """What a score kept as of ``since_ms`` is multiplied by to be read at ``now_ms``.
+
+    >>> decay_factor(0, 7, 7), decay_factor(0, 0, 7)
+    (0.5, 1.0)
+    """
+    return math.pow(0.5, (now_ms - since_ms) / half_life_ms)
 
 
 def decay_to(state: OrderedState, now_ms: int, cfg: OrderedConfig) -> None:
     """Rebase every affinity to ``now_ms`` (exponential decay, half-life from the config)."""
     if state.affinity_ms is not None and now_ms > state.affinity_ms:
-        factor = math.pow(0.5, (now_ms - state.affinity_ms) / cfg.half_life_ms)
+        factor = decay_factor(state.affinity_ms, now_ms, cfg.half_life_ms)
         for scores in (state.categories, state.brands):
             for label in scores:
                 scores[label] = scores[label] * factor

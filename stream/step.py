@@ -62,34 +62,24 @@ class StepOutputs:
 def step(profile: Profile | None, event: Event, config: StepConfig) -> tuple[Profile, StepOutputs]:
     """Apply ``event`` to ``profile`` (``None`` for a new user) and decide what to do next."""
     current = profile if profile is not None else Profile(user_key=event.user_key)
-    if _already_applied(current, event):
-        return current, StepOutputs(skipped=SKIP_ALREADY_APPLIED)
-    updated = current
-    _record_position(updated, event)
-    fingerprint = message_fingerprint(event.message_id)
-    if fingerprint in updated.recent_messages:
-        return updated, StepOutputs(skipped=SKIP_DUPLICATE)
-    notes: list[str] = []
-    if idle_too_long(updated.last_seen_ms, event.timestamp_ms, config.features):
-        reset_after_idle(updated)
-        notes.append(NOTE_IDLE_RESET)
-    _remember_message(updated, fingerprint, config.dedupe_window)
-    notes.extend(apply_event(updated, event, config, fingerprint))
-    features = feature_vector(updated, config)
-    decision = decide(updated, features, event, config, _versions(config))
-    return updated, StepOutputs(decisions=(decision,), notes=tuple(notes))
-
-
-def _already_applied(profile: Profile, event: Event) -> bool:
     source = event.source
-    if source is None:
-        return False
-    return profile.applied.get(source.key, -1) >= source.offset
-
-
-def _record_position(profile: Profile, event: Event) -> None:
-    if event.source is not None:
-        profile.applied[event.source.key] = event.source.offset
+    if source is not None:
+        position = source.key  # "topic:partition", formatted once
+        if current.applied.get(position, -1) >= source.offset:
+            return current, StepOutputs(skipped=SKIP_ALREADY_APPLIED)
+        current.applied[position] = source.offset
+    fingerprint = message_fingerprint(event.message_id)
+    if fingerprint in current.recent_messages:
+        return current, StepOutputs(skipped=SKIP_DUPLICATE)
+    notes: list[str] = []
+    if idle_too_long(current.last_seen_ms, event.timestamp_ms, config.features):
+        reset_after_idle(current)
+        notes.append(NOTE_IDLE_RESET)
+    _remember_message(current, fingerprint, config.dedupe_window)
+    notes.extend(apply_event(current, event, config, fingerprint))
+    features = feature_vector(current, config)
+    decision = decide(current, features, event, config, _versions(config))
+    return current, StepOutputs(decisions=(decision,), notes=tuple(notes))
 
 
 def _remember_message(profile: Profile, fingerprint: int, window: int) -> None:

@@ -41,7 +41,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from stream.aggregators import Distinct
+from stream.aggregators import AGGREGATORS, DISTINCT_LIMIT
 from stream.catalog import Catalog
 from stream.exceptions import SnapshotError
 from stream.memo import PerObject
@@ -138,7 +138,7 @@ def _compile(catalog: Catalog) -> Plan:
             index = len(distinct_retention)
             retention = max(spec.windows_ms)
             distinct_retention.append(retention)
-            limit = Distinct().limit
+            limit = DISTINCT_LIMIT
             ops.setdefault(spec.event, []).append(
                 SpecOp(kind, spec.field, (), (), index, limit, retention)
             )
@@ -405,8 +405,6 @@ def reference_read(
     An event belongs to window ``W`` when its bucket (of the window's size) starts within
     ``(now - W, now]``; distinct counts saturate at the aggregator's limit.
     """
-    from stream.aggregators import AGGREGATORS
-
     values: dict[str, float | int] = {}
     for spec in catalog.windowed:
         aggregator = AGGREGATORS[spec.aggregate]
@@ -425,7 +423,7 @@ def reference_read(
                 inside.append(value)
             if spec.aggregate == _DISTINCT:
                 state = sorted({str(v) for v in inside})
-                result: float | int = min(len(state), Distinct().limit)
+                result: float | int = min(len(state), DISTINCT_LIMIT)
             else:
                 for value in inside:
                     state = aggregator.add(state, value)
