@@ -12,7 +12,7 @@ from agents.admin import ensure_topics
 from agents.app import create_app
 from agents.collector.config import CollectorSettings
 from agents.collector.main import run_collector
-from agents.logs import configure, default_worker_id, logging_config
+from agents.logs import configure, logging_config
 from agents.settings import Settings
 
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["worker", "collector"], help="what to run")
     command = parser.parse_args(argv).command
     settings = Settings()
-    configure(settings.log_level, settings.log_format, settings.worker_id or None)
+    configure(settings.log_level, settings.log_format, settings.process_id)
     if command == "collector":
         return run_collector(settings, CollectorSettings())
     return _worker(settings)
@@ -35,9 +35,7 @@ def _worker(settings: Settings) -> int:
         mode.loop.use("uvloop")
     app = create_app(settings)
     # Faust's worker replaces the root logger's handlers when it starts: give it ours.
-    config = logging_config(
-        settings.log_level, settings.log_format, settings.worker_id or default_worker_id()
-    )
+    config = logging_config(settings.log_level, settings.log_format, settings.process_id)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, logging_config=config)
     worker.execute_from_commandline()
     return 0

@@ -34,7 +34,6 @@ from faust.types import TP, EventT, StreamT
 from agents.batch import BatchResult, RawRecord, process_records
 from agents.eviction import IdleSweeper
 from agents.guard import handle_or_exit
-from agents.logs import default_worker_id
 from agents.metrics import WorkerMetrics
 from agents.names import Names
 from agents.settings import Settings
@@ -88,9 +87,7 @@ def create_app(
     )
     #: Next offset to process per events partition (for the consumer-lag metric).
     positions: dict[int, int] = {}
-    metrics = WorkerMetrics(
-        settings.worker_id or default_worker_id(), lambda: _lag(app, names.events, positions)
-    )
+    metrics = WorkerMetrics(settings.process_id, lambda: _lag(app, names.events, positions))
     app.metrics = metrics  # type: ignore[attr-defined]
     if settings.web_enabled:
         register_pages(app, metrics)

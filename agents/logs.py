@@ -107,6 +107,6 @@ def logging_config(level: str, fmt: LogFormat, worker_id: str) -> dict[str, Any]
     }
 
 
-def configure(level: str, fmt: LogFormat, worker_id: str | None = None) -> None:
+def configure(level: str, fmt: LogFormat, worker_id: str) -> None:
     """Configure the root logger of a process that has no Faust worker (the collector)."""
-    logging.config.dictConfig(logging_config(level, fmt, worker_id or default_worker_id()))
+    logging.config.dictConfig(logging_config(level, fmt, worker_id))

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agents.logs import default_worker_id
 from agents.names import DEFAULT_PREFIX, Names
 
 __all__ = ["BrokerProfile", "Settings"]
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     watermark_sample: int = Field(default=101, ge=1)
     #: uvloop roughly halves the event-loop overhead that dominates a Faust worker's CPU time.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
+    @property
+    def process_id(self) -> str:
+        """``worker_id``, else ``host:pid``: how this process names itself in logs and metrics."""
+        return self.worker_id or default_worker_id()
 
     @property
     def names(self) -> Names:
