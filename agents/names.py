@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stream.profile import PROFILE_SCHEMA
+
 __all__ = ["DEFAULT_PREFIX", "Names"]
 
 DEFAULT_PREFIX = "liveprofiles"
@@ -47,7 +49,7 @@ class Names:
         Its version follows the profile schema's: a worker of a new schema starts from a new
         table (rebuilt from the events it replays) instead of failing on every stored profile.
         """
-        return "profiles-v3"
+        return "profiles-" + PROFILE_SCHEMA.removeprefix("profile.")
 
     @property
     def profiles_changelog(self) -> str:
