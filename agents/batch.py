@@ -136,15 +136,16 @@ def _step_one(result: BatchResult, event: Event, load: ProfileLoader, config: St
 
 def _current_profile(result: BatchResult, user_key: str, load: ProfileLoader) -> Profile | None:
     cached = result.profiles.get(user_key)
-    if cached is not None:
-        return cached
+    return cached if cached is not None else _stored(user_key, load)
+
+
+def _stored(user_key: str, load: ProfileLoader) -> Profile | None:
     stored = load(user_key)
     return None if stored is None else Profile.from_bytes(stored)
 
 
 def _rebuild(result: BatchResult, user_key: str, load: ProfileLoader, config: StepConfig) -> None:
-    stored = load(user_key)
-    profile = None if stored is None else Profile.from_bytes(stored)
+    profile = _stored(user_key, load)
     for event in result.applied.get(user_key, ()):
         profile, _ = step(profile, event, config)
     if profile is None:

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from stream.config import FeatureConfig
 from stream.eviction import evictable
+from stream.profile import Profile
 
 __all__ = ["IdleSweeper", "SweepCursor"]
 
@@ -60,7 +59,9 @@ class IdleSweeper:
         for key, value in _items_after(table, partition, cursor.after_key):
             looked += 1
             cursor.after_key = key
-            if evictable(_last_seen(value), watermark_ms, self.config):
+            # An unreadable profile has no last-seen time: never deleted here (its next event
+            # dead-letters it).
+            if evictable(Profile.last_seen_of(value), watermark_ms, self.config):
                 idle.append(key)
             if looked >= self.budget:
                 break
@@ -83,11 +84,3 @@ def _items_after(table: Any, partition: int, after: bytes | None) -> Iterator[tu
         if key == store.offset_key or key == after:
             continue
         yield key, value
-
-
-def _last_seen(value: bytes) -> int | None:
-    try:
-        last_seen = orjson.loads(value).get("last_seen_ms")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None  # unreadable: never deleted here; its next event dead-letters it
-    return last_seen if isinstance(last_seen, int) else None

@@ -125,6 +125,16 @@ class Profile:
         ) as exc:
             raise SnapshotError(f"cannot restore profile: {exc}") from exc
 
+    @staticmethod
+    def last_seen_of(data: bytes) -> int | None:
+        """The latest event time of a stored profile without restoring all of it; ``None`` if
+        it has none or cannot be read."""
+        try:
+            last_seen = orjson.loads(data).get("last_seen_ms")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return last_seen if isinstance(last_seen, int) else None
+
     @classmethod
     def _from_dict(cls, doc: dict[str, Any]) -> Profile:
         if doc.get("schema") != PROFILE_SCHEMA:
