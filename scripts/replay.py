@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from agents.names import DEFAULT_PREFIX, Names
 from scripts.golden import first_difference
-from scripts.kafkaio import new_producer, user_key_of
+from scripts.kafkaio import new_producer, produce_events, user_key_of
 from scripts.pacing import SYSTEM_CLOCK, Clock, Plan, follow, parse_pace, plan
 from stream import Decision, StepConfig, canonical_bytes
 from stream.replay import replay_outputs
@@ -128,9 +128,8 @@ def send_log(
 
     try:
         if schedule is None:
-            for raw in lines:
-                send(raw)
-            producer.flush()
+            tick = None if on_sent is None else (lambda _sent: on_sent())
+            produce_events(producer, topic, lines, tick)
             return 0.0
         return follow(schedule.due_s, lines, send, producer.flush, clock)
     finally:
