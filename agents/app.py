@@ -21,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
@@ -36,6 +38,7 @@ from agents.eviction import IdleSweeper
 from agents.guard import handle_or_exit
 from agents.metrics import WorkerMetrics
 from agents.names import Names
+from agents.sequencer import Admission, OffsetSequencer, Partition
 from agents.settings import Settings
 from agents.transport import register as register_transport
 from agents.web import register_pages
@@ -50,6 +53,9 @@ log = logging.getLogger(__name__)
 Message = EventT[bytes]
 
 Clock = Callable[[], int]
+
+#: How often to look for partitions that stopped short of their log's end (agents.sequencer).
+STALL_CHECK_S = 5.0
 
 
 def wall_clock_ms() -> int:
@@ -92,11 +98,12 @@ def create_app(
     if settings.web_enabled:
         register_pages(app, metrics)
 
+    sequencer = OffsetSequencer()
+
     async def handle(batch: Sequence[EventT[bytes]]) -> None:
-        groups = list(_by_partition(batch))
-        results = [
-            (first, _process_partition(group, profiles, step_config)) for first, group in groups
-        ]
+        admitted = [_admit(sequencer, group) for group in _by_partition(batch)]
+        work = [a for a in admitted if a.events]
+        results = [(a.events[0], _process_partition(a.events, profiles, step_config)) for a in work]
         emitted_at_ms = await _send_outputs(results, app.producer, names, clock)
         for first, result in results:
             partition = first.message.partition
@@ -110,8 +117,27 @@ def create_app(
                     result.counters["eviction:evicted"] += evicted
             metrics.observe_batch(result, emitted_at_ms)
             metrics.observe_watermark(partition, watermark)
-        for first, group in groups:
-            positions[first.message.partition] = group[-1].message.offset + 1
+        for a in admitted:
+            await _settle(a, sequencer, app.consumer, metrics)
+        for a in work:
+            positions[a.events[-1].message.partition] = a.events[-1].message.offset + 1
+
+    @app.on_partitions_revoked.connect
+    async def _stop_sequencing(_sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        revoked: set[TP] = args[0]  # Faust sends the revoked partitions as the one argument
+        sequencer.end((tp.topic, tp.partition) for tp in revoked)
+
+    @app.on_rebalance_complete.connect
+    async def _start_sequencing(_sender: Any, /, *_args: Any, signal: Any, **_: Any) -> None:
+        # Sent once the assigned partitions' state is recovered, before Faust resumes and seeks
+        # the stream partitions; its seek goes to these same committed offsets.
+        # (seek_to_committed is on Faust's Consumer, not on the ConsumerT interface.)
+        committed = await cast(Any, app.consumer).seek_to_committed()
+        offsets = {(tp.topic, tp.partition): offset for tp, offset in committed.items()}
+        for tp in app.consumer.assignment():
+            if tp.topic == names.events:
+                partition = (tp.topic, tp.partition)
+                sequencer.begin(partition, offsets.get(partition))
 
     @app.agent(events, name="process-events")
     async def process_events(stream: StreamT[Any]) -> None:
@@ -122,6 +148,17 @@ def create_app(
         async for batch in batches:
             await handle_or_exit(handle, batch)
 
+    @app.timer(interval=STALL_CHECK_S)  # type: ignore[untyped-decorator]
+    async def seek_stalled_partitions() -> None:
+        highwaters = {}
+        for tp in app.consumer.assignment():
+            highwater = app.consumer.highwater(tp) if tp.topic == names.events else None
+            if highwater is not None:
+                highwaters[(tp.topic, tp.partition)] = highwater
+        for partition, offset in sequencer.stalled(highwaters).items():
+            await _seek_back(app.consumer, partition, offset, f"no progress in {STALL_CHECK_S} s")
+            metrics.observe_sequencing(0, 0, rewound=True)
+
     @app.timer(interval=10.0)  # type: ignore[untyped-decorator]
     async def log_stats() -> None:
         counters = dict(sorted(metrics.counters.items()))
@@ -130,18 +167,96 @@ def create_app(
     return app
 
 
-def _by_partition(
-    batch: Sequence[EventT[bytes]],
-) -> Iterator[tuple[EventT[bytes], list[EventT[bytes]]]]:
+def _by_partition(batch: Sequence[EventT[bytes]]) -> Iterator[list[EventT[bytes]]]:
     groups: dict[tuple[str, int], list[EventT[bytes]]] = defaultdict(list)
     for event in batch:
         groups[(event.message.topic, event.message.partition)].append(event)
-    for group in groups.values():
-        yield group[0], group
+    yield from groups.values()
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """One source partition's records of a batch, sorted by the sequencer."""
+
+    partition: Partition
+    admission: Admission
+    #: The records to process, in offset order.
+    events: list[EventT[bytes]]
+    #: The records to leave unprocessed and unacknowledged (see agents.sequencer).
+    deferred: list[EventT[bytes]]
+
+
+def _admit(sequencer: OffsetSequencer, group: list[EventT[bytes]]) -> _Admitted:
+    partition = (group[0].message.topic, group[0].message.partition)
+    admission = sequencer.plan(partition, [e.message.offset for e in group])
+    events = [group[i] for i in admission.process]
+    deferred = group[len(group) - admission.deferred :] if admission.deferred else []
+    return _Admitted(partition, admission, events, deferred)
+
+
+async def _settle(
+    admitted: _Admitted, sequencer: OffsetSequencer, consumer: Any, metrics: WorkerMetrics
+) -> None:
+    """After the batch is written: record progress, hold back what was deferred, and seek a
+    partition back to the record it is missing."""
+    admission = admitted.admission
+    sequencer.advance(admitted.partition, admission)
+    topic, number = admitted.partition
+    if admission.next_offset is not None:
+        _forget_gaps_from(consumer, TP(topic, number), admission.next_offset)
+    if admission.gap is not None:
+        log.warning(
+            "offsets %d to %d of %s[%d] are not in the log: stepped over",
+            admission.gap[0],
+            admission.gap[1] - 1,
+            topic,
+            number,
+            extra={"partition": number, "gap": list(admission.gap)},
+        )
+    for event in admitted.deferred:
+        # Faust's take_events acknowledges every event of the batch once the agent moves on,
+        # and an acknowledged offset may be committed. Marked as acknowledged already, these
+        # are left out of that bookkeeping, so the committed offset cannot pass them.
+        event.message.acked = True
+    if admission.resume_at is not None:
+        got = admitted.deferred[0].message.offset
+        await _seek_back(consumer, admitted.partition, admission.resume_at, f"got offset {got}")
+    metrics.observe_sequencing(
+        admission.redelivered, admission.deferred, admission.resume_at is not None
+    )
+
+
+def _forget_gaps_from(consumer: Any, tp: TP, offset: int) -> None:
+    """Drop what Faust believes are gaps in the log at or after ``offset``.
+
+    Faust records a "gap" whenever a record it reads is more than one past the last one it read
+    (meant for compacted or transactional topics) and commits across gaps as if their offsets
+    were acknowledged. Around a rebalance a stale read position makes it record gaps over
+    records that exist and were never processed, and the committed offset then passes them:
+    that lost events in the scale-in and kill -9 tests. The sequencer decides what the log's
+    real gaps are, and only offsets below the next one to process may be committed.
+    (``_gap`` is Faust's private map of IntervalTrees; faust-streaming is pinned for this.)
+    """
+    gaps = getattr(consumer, "_gap", {}).get(tp)
+    if gaps:
+        gaps.chop(offset, sys.maxsize)
+
+
+async def _seek_back(consumer: Any, partition: Partition, offset: int, why: str) -> None:
+    topic, number = partition
+    log.warning(
+        "records missing in %s[%d] from offset %d (%s): seeking back",
+        topic,
+        number,
+        offset,
+        why,
+        extra={"partition": number, "seek_to": offset},
+    )
+    await consumer.seek(TP(topic, number), offset)
 
 
 def _process_partition(
-    group: list[EventT[bytes]], profiles: Any, config: StepConfig
+    group: Sequence[EventT[bytes]], profiles: Any, config: StepConfig
 ) -> BatchResult:
     records = [
         RawRecord(

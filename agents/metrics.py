@@ -102,6 +102,18 @@ class WorkerMetrics:
             ["outcome"],
             registry=reg,
         )
+        self.sequencing = PromCounter(
+            "liveprofiles_sequenced_records",
+            "Records the offset sequencer did not process on delivery: redelivered (processed "
+            "already) or deferred (after a hole, or before the partition was ready).",
+            ["outcome"],
+            registry=reg,
+        )
+        self.rewinds = PromCounter(
+            "liveprofiles_offset_rewinds",
+            "Times a partition's consumer was sought back to a record it had skipped.",
+            registry=reg,
+        )
         self.event_latency = Histogram(
             "liveprofiles_event_to_decision_seconds",
             "Event time of the causing event to the decision's emission (includes device and "
@@ -140,6 +152,8 @@ class WorkerMetrics:
             self.skipped.labels(skipped)
         for outcome in ("looked", "evicted"):
             self.evictions.labels(outcome)
+        for outcome in ("redelivered", "deferred"):
+            self.sequencing.labels(outcome)
 
     def observe_batch(self, result: BatchResult, emitted_at_ms: int) -> None:
         """Count one partition's share of a micro-batch whose outputs were emitted at
@@ -158,6 +172,16 @@ class WorkerMetrics:
             self._latency("event_to_emit", self.event_latency, event_ms)
             if record_ms is not None:
                 self._latency("kafka_to_emit", self.kafka_latency, emitted_at_ms - record_ms)
+
+    def observe_sequencing(self, redelivered: int, deferred: int, rewound: bool) -> None:
+        """Count one partition's records the sequencer dropped or deferred (agents.sequencer)."""
+        for outcome, count in (("redelivered", redelivered), ("deferred", deferred)):
+            if count:
+                self.counters[f"sequencer:{outcome}"] += count
+                self.sequencing.labels(outcome).inc(count)
+        if rewound:
+            self.counters["sequencer:rewinds"] += 1
+            self.rewinds.inc()
 
     def _count(self, key: str, count: int) -> None:
         kind, _, detail = key.partition(":")
