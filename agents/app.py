@@ -35,6 +35,7 @@ from faust.types import TP, EventT, StreamT
 
 from agents.batch import BatchResult, RawRecord, process_records
 from agents.eviction import IdleSweeper
+from agents.faults import FirstDeliveryLoss
 from agents.guard import handle_or_exit
 from agents.metrics import WorkerMetrics
 from agents.names import Names
@@ -99,8 +100,11 @@ def create_app(
         register_pages(app, metrics)
 
     sequencer = OffsetSequencer()
+    lose = FirstDeliveryLoss(settings.fault_lose_every) if settings.fault_lose_every else None
 
     async def handle(batch: Sequence[EventT[bytes]]) -> None:
+        if lose is not None:
+            batch = lose(batch)
         admitted = [_admit(sequencer, group) for group in _by_partition(batch)]
         work = [a for a in admitted if a.events]
         results = [(a.events[0], _process_partition(a.events, profiles, step_config)) for a in work]
@@ -131,13 +135,9 @@ def create_app(
     async def _start_sequencing(_sender: Any, /, *_args: Any, signal: Any, **_: Any) -> None:
         # Sent once the assigned partitions' state is recovered, before Faust resumes and seeks
         # the stream partitions; its seek goes to these same committed offsets.
-        # (seek_to_committed is on Faust's Consumer, not on the ConsumerT interface.)
-        committed = await cast(Any, app.consumer).seek_to_committed()
-        offsets = {(tp.topic, tp.partition): offset for tp, offset in committed.items()}
-        for tp in app.consumer.assignment():
-            if tp.topic == names.events:
-                partition = (tp.topic, tp.partition)
-                sequencer.begin(partition, offsets.get(partition))
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic == names.events]
+        for tp, offset in (await _start_offsets(cast(Any, app.consumer), assigned)).items():
+            sequencer.begin((tp.topic, tp.partition), offset)
 
     @app.agent(events, name="process-events")
     async def process_events(stream: StreamT[Any]) -> None:
@@ -165,6 +165,23 @@ def create_app(
         log.info("worker stats %s", counters, extra={"counters": counters})
 
     return app
+
+
+async def _start_offsets(consumer: Any, assigned: list[TP]) -> dict[TP, int]:
+    """Where each assigned partition's processing starts: its committed offset, or where its
+    log begins when nothing was committed yet (the consumer's offset reset is "earliest").
+
+    ``seek_to_committed`` is the call Faust makes right after this one, to the same offsets;
+    it and ``earliest_offsets`` are on Faust's Consumer but not on the ConsumerT interface.
+    """
+    committed = {
+        (tp.topic, tp.partition): offset
+        for tp, offset in (await consumer.seek_to_committed()).items()
+        if offset is not None and offset >= 0
+    }
+    fresh = [tp for tp in assigned if (tp.topic, tp.partition) not in committed]
+    earliest = await consumer.earliest_offsets(*fresh) if fresh else {}
+    return {tp: committed.get((tp.topic, tp.partition), earliest.get(tp, 0)) for tp in assigned}
 
 
 def _by_partition(batch: Sequence[EventT[bytes]]) -> Iterator[list[EventT[bytes]]]:

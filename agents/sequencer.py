@@ -84,17 +84,18 @@ class OffsetSequencer:
     """The next offset to process for every assigned, ready partition."""
 
     def __init__(self) -> None:
-        # None: ready, but the partition has no committed offset yet, so its first record
-        # (the consumer starts at the log's beginning) sets the start.
-        self._next: dict[Partition, int | None] = {}
+        self._next: dict[Partition, int] = {}
         #: The next offset of each partition when :meth:`stalled` last looked.
-        self._checked: dict[Partition, int | None] = {}
+        self._checked: dict[Partition, int] = {}
         #: The last hole of each partition and how many times in a row it was seen.
         self._holes: dict[Partition, tuple[tuple[int, int], int]] = {}
 
-    def begin(self, partition: Partition, committed: int | None) -> None:
-        """The partition is assigned and its state recovered: process from ``committed``."""
-        self._next[partition] = committed if committed is not None and committed >= 0 else None
+    def begin(self, partition: Partition, offset: int) -> None:
+        """The partition is assigned and its state recovered: process from ``offset`` (its
+        committed offset, or where its log begins when nothing was committed yet)."""
+        if offset < 0:
+            raise ValueError(f"{partition}: no offset to begin at ({offset})")
+        self._next[partition] = offset
 
     def end(self, partitions: Iterable[Partition]) -> None:
         """The partitions were revoked: defer their records until they are begun again."""
@@ -115,8 +116,6 @@ class OffsetSequencer:
         redelivered = 0
         gap = None
         for index, offset in enumerate(offsets):
-            if expected is None:
-                expected = offset
             if offset > expected and self._confirms_gap(partition, (expected, offset)):
                 gap = (expected, offset)
                 expected = offset
@@ -162,7 +161,7 @@ class OffsetSequencer:
         stalled: dict[Partition, int] = {}
         for partition, expected in self._next.items():
             highwater = highwaters.get(partition)
-            if expected is None or highwater is None or highwater <= expected:
+            if highwater is None or highwater <= expected:
                 continue
             if self._checked.get(partition) == expected:
                 stalled[partition] = expected

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     eviction_every_ms: int = Field(default=3_600_000, ge=1)
     #: Event times in each partition's watermark sample (stream.watermark).
     watermark_sample: int = Field(default=101, ge=1)
+    #: Tests only (agents.faults): drop the first delivery of every Nth record; 0 is off.
+    fault_lose_every: int = Field(default=0, ge=0)
     #: uvloop roughly halves the event-loop overhead that dominates a Faust worker's CPU time.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
+import pytest
 from faust.types import TP
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,12 +70,9 @@ def test_a_hole_filled_in_between_resets_the_confirmations() -> None:
         seq.advance(P, plan)
 
 
-def test_without_a_committed_offset_the_first_record_sets_the_start() -> None:
-    seq = OffsetSequencer()
-    seq.begin(P, None)
-    assert seq.plan(P, [0, 1]) == Admission((0, 1), 0, 0, 2, None)
-    seq.begin(P, -1)  # what a broker may answer for "no committed offset"
-    assert seq.plan(P, [7]).process == (0,)
+def test_a_partition_cannot_begin_without_an_offset() -> None:
+    with pytest.raises(ValueError, match="no offset"):
+        OffsetSequencer().begin(P, -1)  # what a broker answers for "nothing committed"
 
 
 def test_a_partition_is_stalled_only_after_a_whole_check_without_progress() -> None:
