@@ -248,10 +248,11 @@ def _forget_gaps_from(consumer: Any, tp: TP, offset: int) -> None:
 
     Faust records a "gap" whenever a record it reads is more than one past the last one it read
     (meant for compacted or transactional topics) and commits across gaps as if their offsets
-    were acknowledged. Around a rebalance a stale read position makes it record gaps over
-    records that exist and were never processed, and the committed offset then passes them:
-    that lost events in the scale-in and kill -9 tests. The sequencer decides what the log's
-    real gaps are, and only offsets below the next one to process may be committed.
+    were acknowledged. After a seek, records of a fetch still in flight can make it record a
+    gap over records that exist and were never processed (read in Faust's code; the losses
+    seen in tests were its dropped records), and the committed offset would then pass them.
+    The sequencer decides what the log's real gaps are; only offsets below the next one to
+    process may be committed.
     (``_gap`` is Faust's private map of IntervalTrees; faust-streaming is pinned for this.)
     """
     gaps = getattr(consumer, "_gap", {}).get(tp)
