@@ -270,7 +270,10 @@ async def _seek_back(consumer: Any, partition: Partition, offset: int, why: str)
         why,
         extra={"partition": number, "seek_to": offset},
     )
-    await consumer.seek(TP(topic, number), offset)
+    # seek_wait runs in the consumer's own thread. Consumer.seek would change the fetcher from
+    # this one while that thread may be reading it: aiokafka then raised KeyError in
+    # fetched_records and the worker crashed (seen once in CI).
+    await consumer.seek_wait({TP(topic, number): offset})
 
 
 def _process_partition(

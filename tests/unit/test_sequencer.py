@@ -196,8 +196,8 @@ class _Consumer:
         self._gap = {TP(*P): IntervalTree.from_tuples([(3, 9)])}
         self.seeks: list[tuple[TP, int]] = []
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp, offset))
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.seeks.extend(partitions.items())
 
 
 def test_after_a_hole_the_rest_stays_unacknowledged_faust_gaps_go_and_the_consumer_seeks() -> None:
