@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import orjson
 
 from scripts.importer import encode_events, read_rees46, read_taobao
 from stream.config import StepConfig
+from stream.decision import Decision
 from stream.features import feature_vector
 from stream.importers import sort_by_time
 from stream.replay import replay
@@ -77,9 +78,24 @@ def golden_bytes(name: str, data_dir: Path = DATA_DIR) -> dict[str, bytes]:
         for key in sorted(result.profiles)
     )
     return {
-        "decisions": b"".join(decision.to_bytes() + b"\n" for decision in result.decisions),
+        "decisions": decisions_file(result.decisions),
         "features": b"".join(line + b"\n" for line in features),
     }
+
+
+def decisions_file(decisions: Iterable[Decision]) -> bytes:
+    """A log's decisions as a decisions file: canonical, one per line, in log order, distinct by
+    decision id with the first kept, as a consumer dropping duplicates sees them (an event
+    repeated beyond the dedupe window is applied again under the same decision id). Golden files
+    and ``replay --offline`` both write this, so ``--check`` compares like with like.
+    """
+    seen: set[str] = set()
+    out = []
+    for decision in decisions:
+        if decision.decision_id not in seen:
+            seen.add(decision.decision_id)
+            out.append(decision.to_bytes() + b"\n")
+    return b"".join(out)
 
 
 def first_difference(expected: bytes, actual: bytes) -> str | None:

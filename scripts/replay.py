@@ -38,7 +38,7 @@ from kafka.errors import KafkaError
 from tqdm import tqdm
 
 from agents.names import DEFAULT_PREFIX, Names
-from scripts.golden import first_difference
+from scripts.golden import decisions_file, first_difference
 from scripts.kafkaio import new_producer, produce_events, user_key_of
 from scripts.pacing import SYSTEM_CLOCK, Clock, Plan, follow, parse_pace, plan
 from stream import Decision, StepConfig, canonical_bytes
@@ -81,18 +81,9 @@ def read_lines(path: Path) -> Iterator[bytes]:
 
 
 def offline_decisions(lines: list[bytes], config: StepConfig | None = None) -> bytes:
-    """The log's distinct decisions from the pure step, canonical, one per line, in log order.
-
-    Distinct by decision id, first one kept, as a consumer dropping duplicates sees them: an
-    event repeated beyond the dedupe window is applied again under the same decision id.
-    """
-    seen: set[str] = set()
-    out = []
-    for output in replay_outputs(lines, config or StepConfig()):
-        if isinstance(output, Decision) and output.decision_id not in seen:
-            seen.add(output.decision_id)
-            out.append(output.to_bytes() + b"\n")
-    return b"".join(out)
+    """The log's decisions from the pure step, as a decisions file (:func:`decisions_file`)."""
+    outputs = replay_outputs(lines, config or StepConfig())
+    return decisions_file(o for o in outputs if isinstance(o, Decision))
 
 
 def kafka_decisions(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import orjson
 import pytest
 
 from scripts import golden
@@ -12,6 +13,7 @@ from scripts.golden import (
     GOLDEN_DIR,
     KINDS,
     SAMPLES,
+    decisions_file,
     first_difference,
     golden_bytes,
     golden_path,
@@ -19,6 +21,10 @@ from scripts.golden import (
     read_golden,
     write_golden,
 )
+from scripts.replay import offline_decisions
+from stream import StepConfig
+from stream.replay import replay
+from stream.synthetic import GeneratorConfig, generate_events
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(
@@ -91,3 +97,22 @@ def test_check_exits_1_on_a_tampered_copy(
 def test_missing_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--check", "--data", str(tmp_path)]) == 2
     assert "sample data not found" in capsys.readouterr().err
+
+
+def test_golden_files_and_offline_replay_write_the_same_decisions_file() -> None:
+    """An event repeated beyond the dedupe window is applied again under the same decision id:
+    both writers keep the first decision per id, so ``replay --offline --check`` agrees with
+    the golden files on such logs too."""
+    events = list(generate_events(GeneratorConfig(seed=5, users=1, days=3.0)))
+    known = [e for e in events if e.get("userId")]  # after login: one profile, one key
+    assert len(known) > StepConfig().dedupe_window + 1
+    lines = [orjson.dumps(e) for e in events] + [orjson.dumps(known[0])]
+    decisions = replay(lines, StepConfig()).decisions
+    ids = [d.decision_id for d in decisions]
+    assert len(ids) == len(lines) and len(set(ids)) == len(lines) - 1  # the repeat was applied
+
+    written = decisions_file(decisions)
+
+    assert written == offline_decisions(lines)
+    assert written.count(b"\n") == len(lines) - 1
+    assert written.splitlines()[0] == decisions[0].to_bytes()
