@@ -1,4 +1,5 @@
-"""Shared test inputs: one hostile example per dead-letter reason the decoder knows."""
+"""Shared test inputs: a valid event builder, and one hostile example per dead-letter reason the
+decoder knows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,19 @@ _OK = {
     "userId": "u-bad",
     "timestamp": "2024-01-01T00:00:00Z",
 }
+
+
+def viewed_event(i: int, user: str, timestamp: str = "2024-01-01T00:00:00Z") -> bytes:
+    """A valid "Product Viewed" event with message id ``m{i}``, for unit tests."""
+    doc = {
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": f"m{i}",
+        "userId": user,
+        "timestamp": timestamp,
+        "properties": {"category": "books"},
+    }
+    return orjson.dumps(doc)
 
 
 def _with(**changes: object) -> bytes:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,7 +18,7 @@ from kafka import KafkaConsumer
 from agents.admin import ensure_topics
 from agents.settings import Settings
 from scripts.broker import EmbeddedBroker
-from scripts.kafkaio import new_producer
+from scripts.kafkaio import consume, new_producer
 from scripts.launch import CollectorProcess, WorkerProcess
 from scripts.load import Prepared, send_paced
 from scripts.procs import free_port
@@ -133,6 +134,17 @@ def paced_sender(settings: Settings, prepared: Sequence[Prepared], rate: float) 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
     return sender
+
+
+def read_json(
+    settings: Settings, topic: str, expected: int, idle_s: float = 30.0
+) -> list[dict[str, Any]]:
+    """Every record of ``topic`` as JSON: waits for ``expected`` records (at most 120 s, or until
+    idle for ``idle_s``), then reads on for 3 s so that extras (duplicates) are counted too."""
+    records = consume(
+        settings.bootstrap_servers, topic, expected, idle_s=idle_s, timeout_s=120.0, linger_s=3.0
+    )
+    return [orjson.loads(value) for _, value in records]
 
 
 def decisions_until(

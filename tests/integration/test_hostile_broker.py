@@ -12,14 +12,13 @@ import time
 from collections import Counter
 from itertools import islice
 
-import orjson
 import pytest
 
 from agents.settings import Settings
-from scripts.kafkaio import consume, new_producer
+from scripts.kafkaio import new_producer
 from stream.synthetic import GeneratorConfig, generate_events
 from tests.hostile import DUPLICATE, VALID, Hostile, hostile_corpus, mixed_stream
-from tests.integration.conftest import WorkerFactory
+from tests.integration.conftest import WorkerFactory, read_json
 
 pytestmark = pytest.mark.broker
 
@@ -58,28 +57,8 @@ def test_the_hostile_corpus_gives_exact_dead_letters_and_no_crash(
     worker = start_worker(eviction_budget=0)
 
     _produce(settings, items)
-    letters = [
-        orjson.loads(value)
-        for _, value in consume(
-            settings.bootstrap_servers,
-            settings.names.deadletters,
-            sum(injected.values()),
-            idle_s=30.0,
-            timeout_s=120.0,
-            linger_s=3.0,
-        )
-    ]
-    decisions = [
-        orjson.loads(value)
-        for _, value in consume(
-            settings.bootstrap_servers,
-            settings.names.decisions,
-            len(valid),
-            idle_s=30.0,
-            timeout_s=120.0,
-            linger_s=3.0,
-        )
-    ]
+    letters = read_json(settings, settings.names.deadletters, sum(injected.values()))
+    decisions = read_json(settings, settings.names.decisions, len(valid))
 
     assert Counter(letter["reason"] for letter in letters) == injected
     decided = Counter((d["user"]["key"], d["event"]["message_id"]) for d in decisions)

@@ -13,7 +13,7 @@ from scripts.kafkaio import consume, send_lines
 from stream import Profile, StepConfig
 from stream.replay import replay
 from stream.synthetic import GeneratorConfig, generate_events
-from tests.integration.conftest import WorkerFactory
+from tests.integration.conftest import WorkerFactory, read_json
 from tests.support import INVALID_EVENTS
 
 pytestmark = pytest.mark.broker
@@ -31,15 +31,7 @@ def _send(settings: Settings, lines: list[bytes]) -> None:
 def _decisions(settings: Settings, expected: int) -> list[dict[str, object]]:
     """Every decision on the topic: waits for ``expected``, then reads on for 3 s so that any
     extra (duplicate or unexpected) decision is counted too."""
-    records = consume(
-        settings.bootstrap_servers,
-        settings.names.decisions,
-        expected,
-        idle_s=30.0,
-        timeout_s=120.0,
-        linger_s=3.0,
-    )
-    return [orjson.loads(value) for _, value in records]
+    return read_json(settings, settings.names.decisions, expected)
 
 
 def _stored_profiles(settings: Settings) -> dict[str, dict[str, object]]:
@@ -72,16 +64,7 @@ def test_valid_and_invalid_events_give_decisions_and_dead_letters(
     _send(settings, mixed)
 
     decisions = _decisions(settings, expected=len(valid))
-    letters = [
-        orjson.loads(v)
-        for _, v in consume(
-            settings.bootstrap_servers,
-            settings.names.deadletters,
-            len(invalid),
-            idle_s=10.0,
-            linger_s=3.0,
-        )
-    ]
+    letters = read_json(settings, settings.names.deadletters, len(invalid), idle_s=10.0)
 
     assert len(decisions) == len(valid)
     assert len({d["decision_id"] for d in decisions}) == len(valid)

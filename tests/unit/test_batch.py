@@ -12,22 +12,13 @@ import agents.batch
 from agents.batch import BatchResult, RawRecord, process_records
 from stream import Event, Profile, SourcePosition, StepConfig, step
 from stream.timeutil import ms_to_iso
-from tests.support import INVALID_EVENTS
+from tests.support import INVALID_EVENTS, viewed_event
 
 T0 = 1_700_000_000_000
 
 
 def _event(i: int, user: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "track",
-            "event": "Product Viewed",
-            "messageId": f"m{i}",
-            "userId": user,
-            "timestamp": "2024-01-01T00:00:00Z",
-            "properties": {"category": "books"},
-        }
-    )
+    return viewed_event(i, user)
 
 
 def _records(values: list[bytes], partition: int = 0, start: int = 0) -> list[RawRecord]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.batch import BatchResult, RawRecord, process_records
 from agents.metrics import WorkerMetrics
 from stream import SourcePosition, StepConfig
 from stream.timeutil import ms_to_iso
-from tests.support import INVALID_EVENTS
+from tests.support import INVALID_EVENTS, viewed_event
 
 EVENT_MS = 1_700_000_000_000
 KAFKA_MS = EVENT_MS + 40
@@ -19,16 +18,7 @@ EMITTED_MS = EVENT_MS + 100
 
 
 def _event(i: int, user: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "track",
-            "event": "Product Viewed",
-            "messageId": f"m{i}",
-            "userId": user,
-            "timestamp": ms_to_iso(EVENT_MS),
-            "properties": {"category": "books"},
-        }
-    )
+    return viewed_event(i, user, ms_to_iso(EVENT_MS))
 
 
 def _batch(values: list[bytes]) -> BatchResult:
