@@ -235,11 +235,11 @@ async def _settle(
         # and an acknowledged offset may be committed. Marked as acknowledged already, these
         # are left out of that bookkeeping, so the committed offset cannot pass them.
         event.message.acked = True
-    if admission.resume_at is not None:
-        got = admitted.deferred[0].message.offset
-        await _seek_back(consumer, admitted.partition, admission.resume_at, f"got offset {got}")
+    if admission.hole is not None:
+        resume_at, got = admission.hole
+        await _seek_back(consumer, admitted.partition, resume_at, f"got offset {got}")
     metrics.observe_sequencing(
-        admission.redelivered, admission.deferred, admission.resume_at is not None
+        admission.redelivered, admission.deferred, admission.hole is not None
     )
 
 

@@ -60,8 +60,7 @@ class Admission:
     >>> seq = OffsetSequencer()
     >>> seq.begin(("events", 0), 10)
     >>> seq.plan(("events", 0), [8, 9, 10, 11, 13, 14])  # doctest: +NORMALIZE_WHITESPACE
-    Admission(process=(2, 3), redelivered=2, deferred=2, next_offset=12, resume_at=12,
-              hole=(12, 13), gap=None)
+    Admission(process=(2, 3), redelivered=2, deferred=2, next_offset=12, hole=(12, 13), gap=None)
     """
 
     #: Indexes of the records to process, in order (their offsets are consecutive).
@@ -72,12 +71,15 @@ class Admission:
     deferred: int
     #: The partition's next offset once the processed records are done (None: not ready).
     next_offset: int | None
-    #: Where to seek the consumer back to, when records were deferred past a hole.
-    resume_at: int | None
     #: The hole as (next offset, first offset delivered after it), when there was one.
     hole: tuple[int, int] | None = None
     #: A confirmed gap in the log that was stepped over, as (first missing, first present).
     gap: tuple[int, int] | None = None
+
+    @property
+    def resume_at(self) -> int | None:
+        """Where to seek the consumer back to, when records were deferred past a hole."""
+        return None if self.hole is None else self.hole[0]
 
 
 class OffsetSequencer:
@@ -110,7 +112,7 @@ class OffsetSequencer:
     def plan(self, partition: Partition, offsets: Sequence[int]) -> Admission:
         """Classify ``offsets`` (one partition's records, in delivery order); changes nothing."""
         if partition not in self._next:
-            return Admission((), 0, len(offsets), None, None)
+            return Admission((), 0, len(offsets), None)
         expected = self._next[partition]
         process: list[int] = []
         redelivered = 0
@@ -127,10 +129,8 @@ class OffsetSequencer:
             else:  # a hole: nothing after it may be processed before the missing records
                 deferred = len(offsets) - index
                 hole = (expected, offset)
-                return Admission(
-                    tuple(process), redelivered, deferred, expected, expected, hole, gap
-                )
-        return Admission(tuple(process), redelivered, 0, expected, None, None, gap)
+                return Admission(tuple(process), redelivered, deferred, expected, hole, gap)
+        return Admission(tuple(process), redelivered, 0, expected, None, gap)
 
     def _confirms_gap(self, partition: Partition, hole: tuple[int, int]) -> bool:
         seen, times = self._holes.get(partition, (None, 0))
