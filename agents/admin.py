@@ -27,6 +27,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(names.decisions, parts, repl),
         NewTopic(names.deadletters, parts, repl),
         NewTopic(names.profiles_changelog, parts, repl, topic_configs=compacted),
+        NewTopic(names.learners_changelog, parts, repl, topic_configs=compacted),
     ]
 
 

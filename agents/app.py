@@ -44,6 +44,8 @@ from agents.settings import Settings
 from agents.transport import register as register_transport
 from agents.web import register_pages
 from stream import SourcePosition, StepConfig
+from stream.exceptions import SnapshotError
+from stream.partition import PartitionLearner
 from stream.watermark import PartitionWatermark
 
 __all__ = ["Clock", "create_app", "wall_clock_ms"]
@@ -85,6 +87,12 @@ def create_app(
     profiles = app.Table(
         names.profiles_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
+    learner_table = app.Table(
+        names.learners_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
+    #: Each assigned partition's learner, loaded from its table on the partition's first batch.
+    learners: dict[int, PartitionLearner] = {}
+    app.learners = learners  # type: ignore[attr-defined]
     watermarks: dict[int, PartitionWatermark] = defaultdict(
         lambda: PartitionWatermark(settings.watermark_sample)
     )
@@ -107,7 +115,12 @@ def create_app(
             batch = lose(batch)
         admitted = [_admit(sequencer, group) for group in _by_partition(batch)]
         work = [a for a in admitted if a.events]
-        results = [(a.events[0], _process_partition(a.events, profiles, step_config)) for a in work]
+        results = []
+        for a in work:
+            learner = _learner_of(learners, learner_table, a.events[0], step_config)
+            results.append(
+                (a.events[0], _process_partition(a.events, profiles, step_config, learner))
+            )
         emitted_at_ms = await _send_outputs(results, app.producer, names, clock)
         for first, result in results:
             partition = first.message.partition
@@ -115,6 +128,9 @@ def create_app(
             with _in_partition_of(first):
                 for key, value in result.profile_bytes().items():
                     profiles[key.encode()] = value
+                # After the profiles: a crash in between leaves the models behind the profiles
+                # (their labels go unlearned, counted), never ahead (stream.partition).
+                learner_table[_learner_key(partition)] = learners[partition].to_bytes()
                 if settings.eviction_budget:
                     looked, evicted = sweeper.sweep(profiles, partition, watermark)
                     result.counters["eviction:looked"] += looked
@@ -130,6 +146,9 @@ def create_app(
     async def _stop_sequencing(_sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
         revoked: set[TP] = args[0]  # Faust sends the revoked partitions as the one argument
         sequencer.end((tp.topic, tp.partition) for tp in revoked)
+        for tp in revoked:
+            if tp.topic == names.events:
+                learners.pop(tp.partition, None)
 
     @app.on_rebalance_complete.connect
     async def _start_sequencing(_sender: Any, /, *_args: Any, signal: Any, **_: Any) -> None:
@@ -276,8 +295,34 @@ async def _seek_back(consumer: Any, partition: Partition, offset: int, why: str)
     await consumer.seek_wait({TP(topic, number): offset})
 
 
+def _learner_key(partition: int) -> bytes:
+    return str(partition).encode()
+
+
+def _learner_of(
+    learners: dict[int, PartitionLearner], table: Any, first: EventT[bytes], config: StepConfig
+) -> PartitionLearner:
+    """The partition's learner: in memory, else its last snapshot in the table, else new."""
+    partition = first.message.partition
+    learner = learners.get(partition)
+    if learner is None:
+        with _in_partition_of(first):
+            stored = table.get(_learner_key(partition))
+        if stored is not None:
+            try:
+                learner = PartitionLearner.from_bytes(stored, config)
+            except SnapshotError:
+                # Written by other models (a new version shares the table only by mistake):
+                # start fresh rather than stop the partition. Logged: it resets learning.
+                log.exception("partition %d: unreadable learner snapshot, starting anew", partition)
+        if learner is None:
+            learner = PartitionLearner.new(partition, config)
+        learners[partition] = learner
+    return learner
+
+
 def _process_partition(
-    group: Sequence[EventT[bytes]], profiles: Any, config: StepConfig
+    group: Sequence[EventT[bytes]], profiles: Any, config: StepConfig, learner: PartitionLearner
 ) -> BatchResult:
     records = [
         RawRecord(
@@ -289,7 +334,7 @@ def _process_partition(
         for e in group
     ]
     with _in_partition_of(group[0]):
-        return process_records(records, lambda key: profiles.get(key.encode()), config)
+        return process_records(records, lambda key: profiles.get(key.encode()), config, learner)
 
 
 def _timestamp_ms(timestamp: float | None) -> int | None:

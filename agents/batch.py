@@ -5,6 +5,11 @@ module decodes, steps and collects what to send and what to store: at most one p
 user, however many of their events the batch holds. Nothing here raises on bad input: a record
 that cannot be decoded, or whose step fails, becomes a dead letter.
 
+Each record goes through the partition's :class:`~stream.partition.PartitionLearner` when the
+agent hands one over (the step plus the models' learning, in offset order, as in an offline
+replay); the learner may also resolve other users' pending labels, and their profiles are then
+part of the batch's writes too.
+
 The step updates a profile in place. If it raises halfway, the profile may be half-updated, so
 the user's profile is rebuilt: restored from its stored bytes and stepped again through the
 events of this batch that had succeeded (the step is deterministic, so they succeed again).
@@ -27,6 +32,7 @@ from stream import (
     decode_event,
     step,
 )
+from stream.partition import PartitionLearner, ProfileStore
 
 __all__ = ["BatchResult", "RawRecord", "process_records"]
 
@@ -66,14 +72,20 @@ ProfileLoader = Callable[[str], bytes | None]
 
 
 def process_records(
-    records: Iterable[RawRecord], load: ProfileLoader, config: StepConfig
+    records: Iterable[RawRecord],
+    load: ProfileLoader,
+    config: StepConfig,
+    learner: PartitionLearner | None = None,
 ) -> BatchResult:
     """Decode and step every record, in order, reading each user's profile at most once."""
     result = BatchResult()
+    store = ProfileStore(
+        lambda user_key: _current_profile(result, user_key, load), result.profiles.__setitem__
+    )
     for record in records:
         result.counters["events_in"] += 1
         try:
-            _process_one(result, record, load, config)
+            _process_one(result, record, load, config, learner, store)
         except StepFailed as failed:
             # Bad state, or a bug a hostile input reached: park this event with its reason and
             # keep the batch (and every other user's events) going.
@@ -101,7 +113,12 @@ def _reject(result: BatchResult, record: RawRecord, exc: BaseException) -> None:
 
 
 def _process_one(
-    result: BatchResult, record: RawRecord, load: ProfileLoader, config: StepConfig
+    result: BatchResult,
+    record: RawRecord,
+    load: ProfileLoader,
+    config: StepConfig,
+    learner: PartitionLearner | None,
+    store: ProfileStore,
 ) -> None:
     decoded = decode_event(record.value, record.source, record.key)
     if isinstance(decoded, DeadLetter):
@@ -113,18 +130,27 @@ def _process_one(
         result.counters["note:key_mismatch"] += 1
     result.event_times.append(decoded.timestamp_ms)
     before = len(result.decisions)
-    _step_one(result, decoded, load, config)
+    _step_one(result, decoded, load, config, learner, store)
     result.decision_record_ms.extend([record.timestamp_ms] * (len(result.decisions) - before))
 
 
-def _step_one(result: BatchResult, event: Event, load: ProfileLoader, config: StepConfig) -> None:
-    profile = _current_profile(result, event.user_key, load)
+def _step_one(
+    result: BatchResult,
+    event: Event,
+    load: ProfileLoader,
+    config: StepConfig,
+    learner: PartitionLearner | None,
+    store: ProfileStore,
+) -> None:
     try:
-        updated, outputs = step(profile, event, config)
+        if learner is not None:
+            outputs = learner.process(event, store, config)
+        else:
+            updated, outputs = step(_current_profile(result, event.user_key, load), event, config)
+            result.profiles[event.user_key] = updated
     except Exception as exc:
         raise StepFailed(event.user_key) from exc
     # Stored even when the step skipped the event: see "A skipped record" in agents.app.
-    result.profiles[event.user_key] = updated
     result.applied.setdefault(event.user_key, []).append(event)
     result.decisions.extend(outputs.decisions)
     result.counters["decisions_out"] += len(outputs.decisions)

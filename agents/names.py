@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stream.decision import DECISION_SCHEMA
+from stream.partition import LEARNER_SCHEMA
 from stream.profile import PROFILE_SCHEMA
 
 __all__ = ["DEFAULT_PREFIX", "Names"]
@@ -34,8 +36,9 @@ class Names:
 
     @property
     def decisions(self) -> str:
-        """Decisions out (``decision.v1`` JSON), keyed by user key."""
-        return f"{self.prefix}.decisions.v1"
+        """Decisions out (``decision.v2`` JSON), keyed by user key; the topic's version is the
+        schema's."""
+        return f"{self.prefix}.decisions." + DECISION_SCHEMA.removeprefix("decision.")
 
     @property
     def deadletters(self) -> str:
@@ -44,7 +47,7 @@ class Names:
 
     @property
     def profiles_table(self) -> str:
-        """The profiles table (one ``profile.v3`` value per user).
+        """The profiles table (one ``profile.v4`` value per user).
 
         Its version follows the profile schema's: a worker of a new schema starts from a new
         table (rebuilt from the events it replays) instead of failing on every stored profile.
@@ -55,3 +58,14 @@ class Names:
     def profiles_changelog(self) -> str:
         """The profiles table's changelog topic, as Faust names it."""
         return f"{self.app_id}-{self.profiles_table}-changelog"
+
+    @property
+    def learners_table(self) -> str:
+        """One partition learner snapshot (models, label clock, pending-label index) per
+        events partition, keyed by the partition number and co-partitioned with the events, so
+        it moves with its partition (see stream.partition)."""
+        return "learners-" + LEARNER_SCHEMA.removeprefix("partition-learner.")
+
+    @property
+    def learners_changelog(self) -> str:
+        return f"{self.app_id}-{self.learners_table}-changelog"

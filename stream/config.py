@@ -8,7 +8,7 @@ from stream.catalog import DEFAULT_CATALOG, Catalog
 from stream.exceptions import ConfigError
 from stream.windows import DAY_MS, MINUTE_MS
 
-__all__ = ["FeatureConfig", "PolicyConfig", "StepConfig"]
+__all__ = ["FeatureConfig", "ModelConfig", "PolicyConfig", "StepConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +69,55 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """The online models (see :mod:`stream.models` and the label rules in :mod:`stream.labels`)."""
+
+    #: Names the model family in every decision and in the learners' snapshots: change it when
+    #: the inputs, targets or learners change, so old snapshots are not read as new ones.
+    version: str = "models-v1"
+    #: Conversion: an order within this much event time after the prediction.
+    conversion_horizon_ms: int = 30 * MINUTE_MS
+    #: At most one pending label per user per this much event time (see stream.labels).
+    label_every_ms: int = 5 * MINUTE_MS
+    max_pending_labels: int = 8
+    #: How far behind the partition's event time the label clock runs: a label is resolved
+    #: by the clock only once events this late can no longer change it.
+    label_lateness_ms: int = 2 * MINUTE_MS
+    learning_rate: float = 0.02
+    #: Labels a binary model must have learned before its own probability is used at all, and
+    #: again over which it is blended in (cold start: the base rate until then).
+    min_labels: int = 200
+    next_category_classes: int = 16
+    #: Categories reported in a decision's next-category prediction.
+    top_k: int = 3
+    #: Features named in each prediction's explanation.
+    explain_top: int = 3
+
+    def __post_init__(self) -> None:
+        for name in (
+            "conversion_horizon_ms",
+            "label_every_ms",
+            "max_pending_labels",
+            "next_category_classes",
+            "top_k",
+            "explain_top",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1")
+        if self.label_lateness_ms < 0 or self.min_labels < 0:
+            raise ConfigError("label_lateness_ms and min_labels must be >= 0")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError("learning_rate must be in (0, 1)")
+
+
+@dataclass(frozen=True, slots=True)
 class StepConfig:
     """Everything the step's behaviour depends on, besides the profile and the event."""
 
     feature_version: str = "features-v2"
     features: FeatureConfig = FeatureConfig()
     policy: PolicyConfig = PolicyConfig()
+    models: ModelConfig = ModelConfig()
     #: How many recent message ids each profile remembers to apply duplicates once.
     dedupe_window: int = 64
     max_cart_lines: int = 50

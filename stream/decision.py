@@ -23,7 +23,7 @@ __all__ = [
     "decision_id",
 ]
 
-DECISION_SCHEMA = "decision.v1"
+DECISION_SCHEMA = "decision.v2"
 
 Scalar = str | int | float | bool | None
 
@@ -86,6 +86,9 @@ class Decision(NamedTuple):
     alternatives: tuple[Alternative, ...]
     reasons: tuple[Reason, ...]
     versions: dict[str, Any]
+    #: What the online models predict for this user now (``None`` when no models ran): per
+    #: target, the probability or ranking, the model version, and the inputs that weighed most.
+    predictions: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +112,7 @@ class Decision(NamedTuple):
             "alternatives": [a.to_dict() for a in self.alternatives],
             "reasons": [r.to_dict() for r in self.reasons],
             "versions": self.versions,
+            "predictions": self.predictions,
         }
 
     def to_bytes(self, emitted_at_ms: int | None = None) -> bytes:

@@ -167,7 +167,8 @@ def decide(
     features: Features,
     event: Event,
     config: StepConfig,
-    versions: dict[str, str],
+    versions: dict[str, Any],
+    predictions: dict[str, Any] | None = None,
 ) -> Decision:
     """The decision for ``profile`` (with its ``features``) right after it absorbed ``event``."""
     cfg = config.policy
@@ -198,4 +199,5 @@ def decide(
         alternatives,
         (Reason(chosen.name, detail, used),),
         versions,
+        predictions,
     )

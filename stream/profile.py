@@ -20,12 +20,13 @@ import orjson
 
 from stream.context import minimal_context
 from stream.exceptions import SnapshotError
+from stream.labels import PendingLabel
 from stream.ordered import CartLine, Moment, OrderedState
 from stream.windowed import WindowState
 
 __all__ = ["PROFILE_SCHEMA", "CartLine", "Profile"]
 
-PROFILE_SCHEMA = "profile.v3"
+PROFILE_SCHEMA = "profile.v4"
 
 
 @dataclass(slots=True)
@@ -58,6 +59,10 @@ class Profile:
     #: new (versioned) events topic, whose offsets start again at 0, is not mistaken for a
     #: redelivery of the old one.
     applied: dict[str, int] = field(default_factory=dict)
+    #: Predictions waiting for their outcome (stream.labels), oldest first.
+    labels: list[PendingLabel] = field(default_factory=list)
+    #: Event time of the latest pending label made (labels are made at most every so often).
+    last_label_ms: int | None = None
 
     def copy(self) -> Profile:
         """A deep copy (leaves are immutable scalars, tuples or never-mutated lists)."""
@@ -80,6 +85,8 @@ class Profile:
             self.late_events,
             list(self.recent_messages),
             dict(self.applied),
+            list(self.labels),
+            self.last_label_ms,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +109,8 @@ class Profile:
             "late_events": self.late_events,
             "recent_messages": _pack(self.recent_messages),
             "applied": self.applied,
+            "labels": [label.to_list() for label in self.labels],
+            "last_label_ms": self.last_label_ms,
         }
 
     def to_bytes(self) -> bytes:
@@ -158,6 +167,8 @@ class Profile:
             late_events=int(doc["late_events"]),
             recent_messages=_unpack(doc["recent_messages"]),
             applied={str(p): int(o) for p, o in doc["applied"].items()},
+            labels=[PendingLabel.from_list(item) for item in doc["labels"]],
+            last_label_ms=doc["last_label_ms"],
         )
 
 

@@ -1,7 +1,11 @@
-"""Offline replay: the same :func:`~stream.step.step` over a recorded log, with no broker.
+"""Offline replay: the same per-partition processing over a recorded log, with no broker.
 
-Profiles live in a dict; outputs come back in log order. This is what the Kafka path must
-reproduce: the same log gives the same decisions, byte for byte (canonical form).
+Events are split into partitions the way Kafka's default partitioner splits them by user key
+(:mod:`stream.partitioning`), and each partition's events go through its own
+:class:`~stream.partition.PartitionLearner` in log order, exactly as a worker processes the
+partition's records. Profiles live in a dict; outputs come back in log order. This is what the
+Kafka path must reproduce: the same log, into a topic with the same partition count, gives the
+same decisions, byte for byte (canonical form).
 """
 
 from __future__ import annotations
@@ -13,40 +17,62 @@ from stream.config import StepConfig
 from stream.deadletter import DeadLetter
 from stream.decision import Decision
 from stream.decode import decode_event
+from stream.partition import PartitionLearner, ProfileStore
+from stream.partitioning import partition_for
 from stream.profile import Profile
-from stream.step import step
 
-__all__ = ["ReplayResult", "replay", "replay_outputs"]
+__all__ = ["DEFAULT_PARTITIONS", "ReplayResult", "replay", "replay_outputs"]
+
+#: The events topic's partition count unless told otherwise (the adapter's default too).
+DEFAULT_PARTITIONS = 4
 
 
 @dataclass(slots=True)
 class ReplayResult:
-    """Final profiles by user key, and every decision and dead letter in log order."""
+    """Final profiles by user key, each partition's learner, and every decision and dead letter
+    in log order."""
 
     profiles: dict[str, Profile] = field(default_factory=dict)
+    learners: dict[int, PartitionLearner] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
     deadletters: list[DeadLetter] = field(default_factory=list)
 
 
 def replay_outputs(
-    lines: Iterable[bytes], config: StepConfig, profiles: dict[str, Profile] | None = None
+    lines: Iterable[bytes],
+    config: StepConfig,
+    profiles: dict[str, Profile] | None = None,
+    partitions: int = DEFAULT_PARTITIONS,
+    learners: dict[int, PartitionLearner] | None = None,
 ) -> Iterator[Decision | DeadLetter]:
-    """Yield each line's outputs in order; ``profiles`` (updated in place) holds the state."""
+    """Yield each line's outputs in order; ``profiles`` and ``learners`` (updated in place)
+    hold the state."""
+    if partitions < 1:
+        raise ValueError("partitions must be >= 1")
     state = profiles if profiles is not None else {}
+    by_partition = learners if learners is not None else {}
+    store = ProfileStore(state.get, state.__setitem__)
     for raw in lines:
         decoded = decode_event(raw.rstrip(b"\r\n"))
         if isinstance(decoded, DeadLetter):
             yield decoded
             continue
-        updated, outputs = step(state.get(decoded.user_key), decoded, config)
-        state[decoded.user_key] = updated
-        yield from outputs.decisions
+        partition = partition_for(decoded.user_key.encode(), partitions)
+        learner = by_partition.get(partition)
+        if learner is None:
+            learner = by_partition[partition] = PartitionLearner.new(partition, config)
+        yield from learner.process(decoded, store, config).decisions
 
 
-def replay(lines: Iterable[bytes], config: StepConfig | None = None) -> ReplayResult:
+def replay(
+    lines: Iterable[bytes], config: StepConfig | None = None, partitions: int = DEFAULT_PARTITIONS
+) -> ReplayResult:
     """Replay a whole log and collect the result."""
     result = ReplayResult()
-    for output in replay_outputs(lines, config or StepConfig(), result.profiles):
+    outputs = replay_outputs(
+        lines, config or StepConfig(), result.profiles, partitions, result.learners
+    )
+    for output in outputs:
         if isinstance(output, Decision):
             result.decisions.append(output)
         else:

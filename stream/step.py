@@ -20,20 +20,32 @@ Idempotence, in two layers:
 
 Skipped events produce no decision: the decision for the first application already went out,
 with the same deterministic id.
+
+**Models.** The step reads its partition's models (to score) but never updates them: it returns
+the labels this event resolved (``examples``) and the inputs of the pending label it made, and the
+partition's learner (:mod:`stream.partition`) learns from them in log order. The profile's
+pending labels do not depend on the models at all, so a profile equals its offline replay even
+where a crash made a model differ.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stream.config import StepConfig
 from stream.decision import Decision
 from stream.events import Event, message_fingerprint
 from stream.eviction import idle_too_long, reset_after_idle
 from stream.features import apply_event, feature_vector
+from stream.labels import Example
 from stream.memo import PerObject
+from stream.models.predict import label_and_predict
 from stream.policy import decide
 from stream.profile import Profile
+
+if TYPE_CHECKING:
+    from stream.models.learner import PartitionModels
 
 __all__ = [
     "NOTE_IDLE_RESET",
@@ -57,10 +69,23 @@ class StepOutputs:
     decisions: tuple[Decision, ...] = ()
     skipped: str | None = None
     notes: tuple[str, ...] = ()
+    #: Labels this event resolved, for the partition's learner (in order).
+    examples: tuple[Example, ...] = ()
+    #: Inputs of the pending label this event made (packed float32), if it made one.
+    new_label: bytes | None = None
 
 
-def step(profile: Profile | None, event: Event, config: StepConfig) -> tuple[Profile, StepOutputs]:
-    """Apply ``event`` to ``profile`` (``None`` for a new user) and decide what to do next."""
+def step(
+    profile: Profile | None,
+    event: Event,
+    config: StepConfig,
+    models: PartitionModels | None = None,
+) -> tuple[Profile, StepOutputs]:
+    """Apply ``event`` to ``profile`` (``None`` for a new user) and decide what to do next.
+
+    ``models`` are the event's partition's (read only); without them, decisions carry no
+    predictions but the profile (pending labels included) is the same.
+    """
     current = profile if profile is not None else Profile(user_key=event.user_key)
     source = event.source
     if source is not None:
@@ -76,10 +101,21 @@ def step(profile: Profile | None, event: Event, config: StepConfig) -> tuple[Pro
         reset_after_idle(current)
         notes.append(NOTE_IDLE_RESET)
     _remember_message(current, fingerprint, config.dedupe_window)
+    previous_seen = current.last_seen_ms
     notes.extend(apply_event(current, event, config, fingerprint))
     features = feature_vector(current, config)
-    decision = decide(current, features, event, config, _versions(config))
-    return current, StepOutputs(decisions=(decision,), notes=tuple(notes))
+    examples: list[Example] = []
+    new_label, predictions = label_and_predict(
+        current, event, features, config, previous_seen, models, examples, notes
+    )
+    versions = _versions(config) if models is None else {**_versions(config), **models.versions()}
+    decision = decide(current, features, event, config, versions, predictions)
+    return current, StepOutputs(
+        decisions=(decision,),
+        notes=tuple(notes),
+        examples=tuple(examples),
+        new_label=new_label,
+    )
 
 
 def _remember_message(profile: Profile, fingerprint: int, window: int) -> None:

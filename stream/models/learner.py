@@ -1,0 +1,196 @@
+"""One partition's models: score a user's inputs, learn from resolved labels, validate as it goes.
+
+Three learners share one running scaler (standardization is learned from the inputs of every
+pending label, when the label is made: it needs no outcome, and the three models then see the
+same standardized vector):
+
+* ``conversion`` and ``abandonment``: logistic regression, blended with a calibrated base rate
+  until they have learned enough labels (:class:`~stream.models.prior.ColdStartPrior`);
+* ``next_category``: softmax regression over the categories seen, top-K reported.
+
+**Progressive validation.** Before a model learns an example, it predicts it; the metrics
+(:mod:`stream.models.validation`) therefore only ever score a model on data it has not seen. The
+prediction is made when the label resolves, with the model as it is then (the served score is
+not stored with the pending label: storing it would make the profile depend on the model, and a
+profile must equal its offline replay even when a crash has made a model differ).
+
+**Versions.** A model's version names its family, its partition and how many examples it has
+learned (``models-v1/p3/conversion@1234``): deterministic, and enough to find the snapshot.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from stream.config import ModelConfig
+from stream.exceptions import SnapshotError
+from stream.labels import ABANDONMENT, CONVERSION, NEXT_CATEGORY, Example, unpack_inputs
+from stream.models.logistic import LogisticModel
+from stream.models.prior import ColdStartPrior
+from stream.models.scaler import RunningScaler
+from stream.models.softmax import SoftmaxModel
+from stream.models.validation import BinaryValidation, MulticlassValidation
+
+__all__ = ["BinaryScore", "PartitionModels", "Scores"]
+
+SNAPSHOT_KIND = "partition-models"
+
+#: Model version strings are built per event; keep the formatting in one place.
+_BINARY = (CONVERSION, ABANDONMENT)
+
+
+class BinaryScore(NamedTuple):
+    """A binary target's probability and the inputs that pushed it most (name, contribution)."""
+
+    probability: float
+    model: str
+    #: (input name, weight x standardized value, whether the value is above the mean).
+    top_inputs: tuple[tuple[str, float, bool], ...]
+
+
+class Scores(NamedTuple):
+    conversion: BinaryScore
+    abandonment: BinaryScore
+    next_category: tuple[tuple[str, float], ...]
+    next_category_model: str
+
+
+class PartitionModels:
+    """The learners of one source partition (mutable; owned by the partition's learner)."""
+
+    def __init__(self, input_names: Sequence[str], config: ModelConfig, partition: int) -> None:
+        n = len(input_names)
+        self.input_names = tuple(input_names)
+        self.config = config
+        self.partition = partition
+        self.scaler = RunningScaler(n)
+        lr = config.learning_rate
+        self.binary = {target: LogisticModel(n, lr=lr, intercept_lr=lr) for target in _BINARY}
+        self.priors = {target: ColdStartPrior(min_labels=config.min_labels) for target in _BINARY}
+        self.next_category = SoftmaxModel(n, max_classes=config.next_category_classes, lr=lr)
+        self.validation = {target: BinaryValidation() for target in _BINARY}
+        self.next_category_validation = MulticlassValidation()
+        #: Examples refused by a learner (a non-finite input): should stay 0.
+        self.refused = 0
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def score(self, inputs: Sequence[float]) -> Scores:
+        """Every target's prediction for one (cleaned) input vector."""
+        z = self.scaler.transform(inputs)
+        conversion, abandonment = (self._binary_score(target, z) for target in _BINARY)
+        ranked = self.next_category.top_k(z, self.config.top_k)
+        return Scores(
+            conversion,
+            abandonment,
+            tuple((label, round(p, 6)) for label, p in ranked),
+            self._version(NEXT_CATEGORY, self.next_category.n_learned),
+        )
+
+    def _binary_score(self, target: str, z: list[float]) -> BinaryScore:
+        model = self.binary[target]
+        probability = self.priors[target].blend(model.predict_proba(z), model.n_learned)
+        return BinaryScore(
+            round(probability, 6),
+            self._version(target, model.n_learned),
+            self._top_inputs(model, z),
+        )
+
+    def _top_inputs(
+        self, model: LogisticModel, z: list[float]
+    ) -> tuple[tuple[str, float, bool], ...]:
+        if model.n_learned < self.config.min_labels:
+            return ()  # the prior speaks, not the weights: nothing to explain yet
+        contributions = model.contributions(z)
+        top = heapq.nlargest(
+            self.config.explain_top, range(len(contributions)), key=lambda i: abs(contributions[i])
+        )
+        return tuple((self.input_names[i], round(contributions[i], 4), z[i] > 0) for i in top)
+
+    def _version(self, target: str, n_learned: int) -> str:
+        return f"{self.config.version}/p{self.partition}/{target}@{n_learned}"
+
+    def versions(self) -> dict[str, str]:
+        return {
+            **{t: self._version(t, self.binary[t].n_learned) for t in _BINARY},
+            NEXT_CATEGORY: self._version(NEXT_CATEGORY, self.next_category.n_learned),
+        }
+
+    # -- learning ------------------------------------------------------------------------------
+
+    def observe_inputs(self, packed: bytes) -> None:
+        """A pending label was made: the scaler learns its inputs."""
+        self.scaler.learn(unpack_inputs(packed))
+
+    def learn(self, example: Example) -> float | list[tuple[str, float]]:
+        """Validate on the example (predict first), then learn from it; return the prediction
+        it was validated with (a probability, or the ranked categories)."""
+        z = self.scaler.transform(unpack_inputs(example.inputs))
+        prediction: float | list[tuple[str, float]]
+        if example.target == NEXT_CATEGORY:
+            label = str(example.label)
+            prediction = self.next_category.predict(z)
+            self.next_category_validation.update(prediction, label)
+            learned = self.next_category.learn(z, label)
+        else:
+            target, outcome = example.target, bool(example.label)
+            model, prior = self.binary[target], self.priors[target]
+            prediction = prior.blend(model.predict_proba(z), model.n_learned)
+            self.validation[target].update(prediction, outcome)
+            prior.observe(outcome)
+            learned = model.learn(z, outcome)
+        if not learned:
+            self.refused += 1
+        return prediction
+
+    def summary(self) -> dict[str, Any]:
+        """Progressive-validation figures per target (for metrics and the decision summary)."""
+        return {
+            **{t: self.validation[t].summary() for t in _BINARY},
+            NEXT_CATEGORY: self.next_category_validation.summary(),
+            "refused": self.refused,
+        }
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "kind": SNAPSHOT_KIND,
+            "version": self.config.version,
+            "partition": self.partition,
+            "inputs": list(self.input_names),
+            "scaler": self.scaler.to_state(),
+            "binary": {t: self.binary[t].to_state() for t in _BINARY},
+            "priors": {t: self.priors[t].to_state() for t in _BINARY},
+            "next_category": self.next_category.to_state(),
+            "validation": {t: self.validation[t].to_state() for t in _BINARY},
+            "next_category_validation": self.next_category_validation.to_state(),
+            "refused": self.refused,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: ModelConfig) -> PartitionModels:
+        """Restore a snapshot; raises :class:`SnapshotError` if it belongs to other models."""
+        if state.get("kind") != SNAPSHOT_KIND or state.get("version") != config.version:
+            raise SnapshotError(
+                f"snapshot is {state.get('kind')!r} {state.get('version')!r},"
+                f" not {SNAPSHOT_KIND!r} {config.version!r}"
+            )
+        try:
+            models = cls(state["inputs"], config, int(state["partition"]))
+            models.scaler = RunningScaler.from_state(state["scaler"])
+            models.binary = {t: LogisticModel.from_state(state["binary"][t]) for t in _BINARY}
+            models.priors = {t: ColdStartPrior.from_state(state["priors"][t]) for t in _BINARY}
+            models.next_category = SoftmaxModel.from_state(state["next_category"])
+            models.validation = {
+                t: BinaryValidation.from_state(state["validation"][t]) for t in _BINARY
+            }
+            models.next_category_validation = MulticlassValidation.from_state(
+                state["next_category_validation"]
+            )
+            models.refused = int(state["refused"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"cannot restore partition models: {exc}") from exc
+        return models

@@ -1,0 +1,237 @@
+"""One source partition's learning state, and the per-record function that drives it.
+
+**Where the models live, and why.** One set of models per source partition, updated in the
+partition's offset order by whoever processes it (a worker, or an offline replay that splits a log
+the way Kafka's default partitioner does). A partition's log is a total order that both the live
+run and a replay see, so the models' updates, and so every prediction, are the same in both,
+byte for byte. The alternatives were worse here: a central trainer publishing snapshots makes
+which snapshot scored an event a matter of timing (a replay could not reproduce it), and one model
+for the whole stream would need all partitions to agree on an order. The price: each partition's
+model learns from its own users only (a quarter of the traffic with four partitions), and the
+partition count is part of what a replay must know.
+
+:func:`process` is :func:`~stream.step.step` plus the learning around it:
+
+1. the step scores the user's event with the partition's models and returns the labels it
+   resolved and the inputs of any new pending label;
+2. the learner learns them, in that order (the scaler from the new label's inputs first: the
+   models learn from standardized vectors);
+3. the partition's **label clock** (event time, a robust median of recent events, minus the
+   allowed lateness) moves, and every user whose pending labels it settles is looked up and
+   resolved: a user who never comes back still teaches the models that they did not buy.
+
+The users with pending labels are indexed by the event time at which the clock would settle
+their next label, and the index is part of the snapshot, so a partition that moves to another
+worker resolves the same labels at the same records.
+
+**Crash semantics.** The snapshot (models, clock, index, last learned offset) is written with
+every batch of profiles. A record redelivered after a crash is learned at most once (the learner
+skips offsets it has learned); if a profile was stored but the snapshot was not, the record's
+labels are not learned again and are counted (``missed``). Profiles stay exact either way;
+predictions after such a crash can differ from a replay's.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from stream.config import StepConfig
+from stream.exceptions import SnapshotError
+from stream.events import Event
+from stream.labels import Example, deadline, expire
+from stream.models.inputs import model_inputs
+from stream.models.learner import PartitionModels
+from stream.profile import Profile
+from stream.step import StepOutputs, step
+
+__all__ = ["LEARNER_SCHEMA", "LabelClock", "Observer", "PartitionLearner", "ProfileStore"]
+
+#: Called with (user key, example, the prediction it was validated with) for every example
+#: learned: how the evaluation command sees each prediction against its outcome.
+Observer = Callable[[str, Example, "float | list[tuple[str, float]]"], None]
+
+LEARNER_SCHEMA = "partition-learner.v1"
+
+
+class ProfileStore:
+    """How :func:`PartitionLearner.process` reads and writes profiles (a dict offline; the
+    batch's cache over the table in the adapter)."""
+
+    def __init__(
+        self,
+        get: Callable[[str], Profile | None],
+        put: Callable[[str, Profile], None],
+    ) -> None:
+        self.get, self.put = get, put
+
+
+class LabelClock:
+    """The partition's event-time clock for settling labels: the largest median of the latest
+    ``sample`` event times, minus ``lateness_ms``. A median, so a few devices with clocks far
+    in the future cannot settle everyone's labels at once."""
+
+    __slots__ = ("_order", "_recent", "lateness_ms", "value")
+
+    def __init__(self, lateness_ms: int, sample: int = 101) -> None:
+        self.lateness_ms = lateness_ms
+        self._recent: deque[int] = deque(maxlen=sample)
+        self._order: list[int] = []
+        self.value: int | None = None
+
+    def observe(self, time_ms: int) -> int | None:
+        recent, order = self._recent, self._order
+        if len(recent) == recent.maxlen:
+            del order[bisect.bisect_left(order, recent[0])]
+        recent.append(time_ms)
+        bisect.insort(order, time_ms)
+        median = order[(len(order) - 1) // 2] - self.lateness_ms
+        if self.value is None or median > self.value:
+            self.value = median
+        return self.value
+
+    def to_state(self) -> dict[str, Any]:
+        return {"recent": list(self._recent), "value": self.value}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for time_ms in state["recent"]:
+            self.observe(int(time_ms))
+        self.value = state["value"]
+
+
+@dataclass(slots=True)
+class PartitionLearner:
+    """Models, label clock and pending-label index of one source partition (mutable)."""
+
+    partition: int
+    models: PartitionModels
+    clock: LabelClock
+    #: (settle-after time, user key), lazily invalidated: ``due`` holds each user's current one.
+    heap: list[tuple[int, str]] = field(default_factory=list)
+    due: dict[str, int] = field(default_factory=dict)
+    #: The highest source offset learned (``-1``: none); redeliveries at or below are not.
+    learned_offset: int = -1
+    #: Records whose profile was already applied but whose labels the models had not learned
+    #: (a crash between writing profiles and writing this snapshot).
+    missed: int = 0
+    observer: Observer | None = None
+
+    @classmethod
+    def new(cls, partition: int, config: StepConfig) -> PartitionLearner:
+        names = model_inputs(config.features.catalog).names
+        return cls(
+            partition,
+            PartitionModels(names, config.models, partition),
+            LabelClock(config.models.label_lateness_ms),
+        )
+
+    def process(self, event: Event, store: ProfileStore, config: StepConfig) -> StepOutputs:
+        """Step one event of this partition (in offset order) and learn what it taught."""
+        user = event.user_key
+        profile, outputs = step(store.get(user), event, config, self.models)
+        store.put(user, profile)
+        offset = event.source.offset if event.source is not None else None
+        if offset is not None and offset <= self.learned_offset:
+            return outputs  # learned before a crash; the step skipped it or redid it
+        if offset is not None:
+            self.learned_offset = offset
+        if outputs.skipped is not None:
+            if outputs.skipped == "already_applied":
+                self.missed += 1
+            return outputs
+        if outputs.new_label is not None:
+            self.models.observe_inputs(outputs.new_label)
+        self._learn(user, outputs.examples)
+        self._index(user, profile, config)
+        now = self.clock.observe(event.timestamp_ms)
+        if now is not None:
+            self._settle(now, store, config)
+        return outputs
+
+    def _learn(self, user: str, examples: Sequence[Example]) -> None:
+        learn, observer = self.models.learn, self.observer
+        for example in examples:
+            prediction = learn(example)
+            if observer is not None:
+                observer(user, example, prediction)
+
+    def _index(self, user: str, profile: Profile, config: StepConfig) -> None:
+        settles_after = deadline(
+            profile.labels,
+            profile.last_seen_ms,
+            config.models.conversion_horizon_ms,
+            config.features.session_gap_ms,
+        )
+        if settles_after is None:
+            self.due.pop(user, None)
+        elif self.due.get(user) != settles_after:
+            self.due[user] = settles_after
+            heapq.heappush(self.heap, (settles_after, user))
+
+    def _settle(self, now: int, store: ProfileStore, config: StepConfig) -> None:
+        heap, due = self.heap, self.due
+        while heap and heap[0][0] < now:
+            settles_after, user = heapq.heappop(heap)
+            if due.get(user) != settles_after:
+                continue  # superseded by a later index entry
+            profile = store.get(user)
+            if profile is None:  # deleted (idle eviction) since it was indexed
+                del due[user]
+                continue
+            examples: list[Example] = []
+            profile.labels = expire(
+                profile.labels,
+                now,
+                profile.last_seen_ms,
+                config.models.conversion_horizon_ms,
+                config.features.session_gap_ms,
+                examples,
+            )
+            store.put(user, profile)
+            self._learn(user, examples)
+            del due[user]
+            self._index(user, profile, config)
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "schema": LEARNER_SCHEMA,
+                "partition": self.partition,
+                "models": self.models.to_state(),
+                "clock": self.clock.to_state(),
+                # Sorted: the index's content, not the heap's layout, is the state.
+                "due": sorted(self.due.items()),
+                "learned_offset": self.learned_offset,
+                "missed": self.missed,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, config: StepConfig) -> PartitionLearner:
+        """Restore a snapshot; raises :class:`SnapshotError` for another schema or models."""
+        try:
+            doc = orjson.loads(data)
+            if doc.get("schema") != LEARNER_SCHEMA:
+                raise SnapshotError(f"unsupported learner schema {doc.get('schema')!r}")
+            learner = cls(
+                int(doc["partition"]),
+                PartitionModels.from_state(doc["models"], config.models),
+                LabelClock(config.models.label_lateness_ms),
+            )
+            learner.clock.restore(doc["clock"])
+            learner.due = {str(user): int(at) for user, at in doc["due"]}
+            learner.heap = [(at, user) for user, at in learner.due.items()]
+            heapq.heapify(learner.heap)
+            learner.learned_offset = int(doc["learned_offset"])
+            learner.missed = int(doc["missed"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SnapshotError(f"cannot restore partition learner: {exc}") from exc
+        return learner
