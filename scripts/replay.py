@@ -42,7 +42,7 @@ from scripts.golden import decisions_file, first_difference
 from scripts.kafkaio import new_producer, produce_events, user_key_of
 from scripts.pacing import SYSTEM_CLOCK, Clock, Plan, follow, parse_pace, plan
 from stream import Decision, StepConfig, canonical_bytes
-from stream.replay import replay_outputs
+from stream.replay import DEFAULT_PARTITIONS, replay_outputs
 
 __all__ = [
     "LogError",
@@ -80,9 +80,15 @@ def read_lines(path: Path) -> Iterator[bytes]:
     return (line for _, line in read_numbered(path))
 
 
-def offline_decisions(lines: list[bytes], config: StepConfig | None = None) -> bytes:
-    """The log's decisions from the pure step, as a decisions file (:func:`decisions_file`)."""
-    outputs = replay_outputs(lines, config or StepConfig())
+def offline_decisions(
+    lines: list[bytes], config: StepConfig | None = None, partitions: int = DEFAULT_PARTITIONS
+) -> bytes:
+    """The log's decisions from the pure step, as a decisions file (:func:`decisions_file`).
+
+    ``partitions`` must be the events topic's partition count for the decisions to match a run
+    through Kafka: each partition has its own models (stream.partition).
+    """
+    outputs = replay_outputs(lines, config or StepConfig(), partitions=partitions)
     return decisions_file(o for o in outputs if isinstance(o, Decision))
 
 
@@ -196,6 +202,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("log", type=Path, help="Segment NDJSON file (.ndjson or .ndjson.gz)")
     parser.add_argument("--offline", action="store_true", help="pure step, no broker")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=DEFAULT_PARTITIONS,
+        help="offline: split users into this many partitions, as the events topic does (each "
+        "partition has its own models); must match the topic for byte-identical decisions",
+    )
     parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="broker host:port")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic name prefix")
     parser.add_argument("--out", type=Path, help="write the decisions (NDJSON) here")
@@ -219,6 +232,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"{args.log}: no such file")
     if args.check is not None and not args.check.is_file():
         parser.error(f"{args.check}: no such file")
+    if args.partitions < 1:
+        parser.error("--partitions must be >= 1")
     if args.offline and args.pace is not None:
         parser.error("--pace paces the sends to the broker: it does not go with --offline")
     return args
@@ -236,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     wants_decisions = args.offline or args.out is not None or args.check is not None
     try:
         decisions = (
-            offline_decisions([line for _, line in numbered])
+            offline_decisions([line for _, line in numbered], partitions=args.partitions)
             if args.offline
             else _through_kafka(args, numbered, wants_decisions)
         )

@@ -1,0 +1,187 @@
+"""The partition learner (stream.partition): learning in log order, identically however the
+records are batched, restarted or moved."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.batch import RawRecord, process_records
+from stream import SourcePosition, StepConfig
+from stream.decision import Decision
+from stream.decode import decode_event
+from stream.events import Event
+from stream.labels import ABANDONMENT, CONVERSION, Example
+from stream.partition import LabelClock, PartitionLearner, ProfileStore
+from stream.partitioning import partition_for
+from stream.profile import Profile
+from stream.replay import replay
+from stream.step import step
+from stream.synthetic import GeneratorConfig, generate_events
+from tests.support import viewed_event
+
+CFG = StepConfig()
+MIN = 60_000
+T0 = 1_700_000_000_000
+
+
+def _log(users: int = 30, days: float = 2.0, seed: int = 7, limit: int = 4000) -> list[bytes]:
+    events = generate_events(GeneratorConfig(seed=seed, users=users, days=days))
+    return [orjson.dumps(e) for e in itertools.islice(events, limit)]
+
+
+LOG = _log()
+
+
+def _partition_records(lines: list[bytes], partitions: int, wanted: int) -> list[RawRecord]:
+    """The records Kafka would hold in partition ``wanted``, with their offsets."""
+    records = []
+    for line in lines:
+        decoded = decode_event(line)
+        if isinstance(decoded, Event):
+            key = decoded.user_key.encode()
+            if partition_for(key, partitions) == wanted:
+                source = SourcePosition("events", wanted, len(records))
+                records.append(RawRecord(source, key, line))
+    return records
+
+
+def _batches(records: list[RawRecord], cuts: list[int]) -> Iterator[list[RawRecord]]:
+    edges = sorted({0, len(records), *(c % (len(records) + 1) for c in cuts)})
+    for start, end in itertools.pairwise(edges):
+        yield records[start:end]
+
+
+def _canonical(decisions: list[Decision]) -> list[bytes]:
+    return [d.to_bytes() for d in decisions]
+
+
+def test_the_label_clock_is_a_robust_median_that_never_goes_back() -> None:
+    clock = LabelClock(lateness_ms=0, sample=5)
+    assert clock.observe(1000) == 1000
+    for t in (2000, 3000):
+        clock.observe(t)
+    assert clock.observe(10**15) == 2000  # one wild clock does not move it far
+    assert clock.observe(0) == 2000  # nor does a late one pull it back
+    assert LabelClock(lateness_ms=500, sample=1).observe(1000) == 500
+
+
+def test_a_user_who_never_comes_back_still_teaches_the_models() -> None:
+    learner = PartitionLearner.new(0, CFG)
+    seen: list[tuple[str, Example]] = []
+    learner.observer = lambda user, example, _p: seen.append((user, example))
+    profiles: dict[str, Profile] = {}
+    store = ProfileStore(profiles.get, profiles.__setitem__)
+    learner.process(viewed_event(0, "leaver", T0), store, CFG)
+    assert profiles["leaver"].labels  # a pending label was made
+    # Another user keeps the partition's event time moving for two hours.
+    for i in range(1, 121):
+        learner.process(viewed_event(i, "stayer", T0 + i * MIN), store, CFG)
+    outcomes = {(e.target, e.label) for user, e in seen if user == "leaver"}
+    assert outcomes == {(CONVERSION, False), (ABANDONMENT, True)}
+    assert profiles["leaver"].labels == []
+    assert "leaver" not in learner.due
+
+
+def test_profiles_do_not_depend_on_the_models() -> None:
+    with_models = replay(LOG, CFG)
+    without: dict[str, Profile] = {}
+    for line in LOG:
+        event = decode_event(line)
+        if isinstance(event, Event):
+            without[event.user_key], _ = step(without.get(event.user_key), event, CFG)
+    assert {k: p.to_bytes() for k, p in with_models.profiles.items()} == {
+        k: p.to_bytes() for k, p in without.items()
+    }
+
+
+def test_the_models_learn_and_decisions_carry_their_predictions() -> None:
+    result = replay(LOG, CFG)
+    learned = sum(m.models.binary[CONVERSION].n_learned for m in result.learners.values())
+    assert learned > 100
+    last = result.decisions[-1]
+    assert last.predictions is not None
+    assert 0.0 <= last.predictions["conversion"]["p"] <= 1.0
+    assert last.predictions["conversion"]["model"].startswith("models-v1/p")
+    assert last.versions["models"]["conversion"] == last.predictions["conversion"]["model"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(cuts=st.lists(st.integers(0, 10_000), max_size=12), restart_at=st.integers(0, 10_000))
+def test_batching_and_restarts_do_not_change_a_single_byte(
+    cuts: list[int], restart_at: int
+) -> None:
+    """Partition 1 processed the adapter's way, in arbitrary batches, with a snapshot and
+    restore at one batch boundary, decides exactly what the offline replay decides."""
+    records = _partition_records(LOG, 4, 1)
+    offline = [d.to_bytes() for d in replay([r.value for r in records], CFG).decisions]
+    stored: dict[str, bytes] = {}
+    learner = PartitionLearner.new(1, CFG)
+    live: list[bytes] = []
+    restart_batch = restart_at % 5
+    for index, batch in enumerate(_batches(records, cuts)):
+        if index == restart_batch:
+            learner = PartitionLearner.from_bytes(learner.to_bytes(), CFG)
+        result = process_records(batch, stored.get, CFG, learner)
+        stored.update(result.profile_bytes())
+        live.extend(d.to_bytes() for d in result.decisions)
+    assert live == offline
+
+
+def test_a_redelivered_record_is_not_learned_twice() -> None:
+    records = _partition_records(LOG, 4, 2)[:600]
+    stored: dict[str, bytes] = {}
+    learner = PartitionLearner.new(2, CFG)
+    process_records(records[:300], stored.get, CFG, learner)
+    before = learner.to_bytes()
+    # The same records again (the profiles were not written: a crash before the write).
+    process_records(records[200:300], stored.get, CFG, learner)
+    assert learner.to_bytes() == before
+
+
+def test_labels_a_crash_kept_from_the_models_are_counted() -> None:
+    records = _partition_records(LOG, 4, 3)[:400]
+    stored: dict[str, bytes] = {}
+    learner = PartitionLearner.new(3, CFG)
+    snapshot = learner.to_bytes()
+    result = process_records(records, stored.get, CFG, learner)
+    stored.update(result.profile_bytes())
+    # Profiles written, snapshot not: the restarted learner is back at the old snapshot.
+    restarted = PartitionLearner.from_bytes(snapshot, CFG)
+    process_records(records, stored.get, CFG, restarted)
+    assert restarted.missed == len(records)
+
+
+def test_a_snapshot_of_other_models_is_refused() -> None:
+    from stream.config import ModelConfig
+    from stream.exceptions import SnapshotError
+
+    data = PartitionLearner.new(0, CFG).to_bytes()
+    other = StepConfig(models=ModelConfig(version="models-v0"))
+    with pytest.raises(SnapshotError):
+        PartitionLearner.from_bytes(data, other)
+    with pytest.raises(SnapshotError):
+        PartitionLearner.from_bytes(b"{}", CFG)
+
+
+def test_replay_splits_users_by_kafkas_partitioner() -> None:
+    result = replay(LOG, CFG, partitions=3)
+    users_by_partition = {p: 0 for p in range(3)}
+    for user in result.profiles:
+        users_by_partition[partition_for(user.encode(), 3)] += 1
+    assert set(result.learners) == {p for p, n in users_by_partition.items() if n}
+
+
+def test_random_partition_counts_give_the_same_profiles() -> None:
+    rng = random.Random(3)
+    counts = rng.sample(range(1, 9), 2)
+    one, other = (replay(LOG, CFG, partitions=n) for n in counts)
+    assert {k: p.to_bytes() for k, p in one.profiles.items()} == {
+        k: p.to_bytes() for k, p in other.profiles.items()
+    }
