@@ -11,15 +11,18 @@ from __future__ import annotations
 from stream.models.hygiene import DEFAULT_LIMIT, clean_inputs, is_finite_vector
 from stream.models.logistic import LOGIT_CAP, LogisticModel
 from stream.models.scaler import RunningScaler
+from stream.models.softmax import OTHER, SoftmaxModel
 from stream.models.validation import BinaryValidation, MulticlassValidation
 
 __all__ = [
     "DEFAULT_LIMIT",
     "LOGIT_CAP",
+    "OTHER",
     "BinaryValidation",
     "LogisticModel",
     "MulticlassValidation",
     "RunningScaler",
+    "SoftmaxModel",
     "clean_inputs",
     "is_finite_vector",
 ]

@@ -15,7 +15,14 @@ from typing import Any
 
 from stream.exceptions import SnapshotError
 
-__all__ = ["check_header", "get_bool", "get_float", "get_floats", "get_int", "get_str", "header"]
+__all__ = [
+    "check_header",
+    "floats",
+    "get_float",
+    "get_floats",
+    "get_int",
+    "header",
+]
 
 
 def header(kind: str, version: str) -> dict[str, Any]:
@@ -44,31 +51,19 @@ def get_int(state: Mapping[str, Any], key: str, minimum: int = 0) -> int:
 
 def get_float(state: Mapping[str, Any], key: str) -> float:
     """A finite float field."""
-    return _finite(state, key, _field(state, key))
-
-
-def get_str(state: Mapping[str, Any], key: str) -> str:
-    """A string field."""
-    value = _field(state, key)
-    if not isinstance(value, str):
-        raise SnapshotError(f"{state['kind']}: {key} must be a string, got {value!r}")
-    return value
-
-
-def get_bool(state: Mapping[str, Any], key: str) -> bool:
-    """A boolean field."""
-    value = _field(state, key)
-    if not isinstance(value, bool):
-        raise SnapshotError(f"{state['kind']}: {key} must be a bool, got {value!r}")
-    return value
+    return _finite(state["kind"], key, _field(state, key))
 
 
 def get_floats(state: Mapping[str, Any], key: str, length: int) -> list[float]:
     """A list of exactly ``length`` finite floats."""
-    value = _field(state, key)
+    return floats(state["kind"], key, _field(state, key), length)
+
+
+def floats(kind: str, key: str, value: object, length: int) -> list[float]:
+    """``value`` as a list of exactly ``length`` finite floats (for nested lists)."""
     if not isinstance(value, list) or len(value) != length:
-        raise SnapshotError(f"{state['kind']}: {key} must be a list of {length} numbers")
-    return [_finite(state, key, v) for v in value]
+        raise SnapshotError(f"{kind}: {key} must be a list of {length} numbers")
+    return [_finite(kind, key, v) for v in value]
 
 
 def _field(state: Mapping[str, Any], key: str) -> Any:
@@ -77,7 +72,7 @@ def _field(state: Mapping[str, Any], key: str) -> Any:
     return state[key]
 
 
-def _finite(state: Mapping[str, Any], key: str, value: object) -> float:
+def _finite(kind: str, key: str, value: object) -> float:
     if not isinstance(value, bool) and isinstance(value, int | float):
         try:
             number = float(value)  # an int beyond the float range raises OverflowError
@@ -85,4 +80,4 @@ def _finite(state: Mapping[str, Any], key: str, value: object) -> float:
             number = math.inf
         if math.isfinite(number):
             return number
-    raise SnapshotError(f"{state['kind']}: {key} must hold finite numbers, got {value!r}")
+    raise SnapshotError(f"{kind}: {key} must hold finite numbers, got {value!r}")
