@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from stream.models.hygiene import DEFAULT_LIMIT, clean_inputs, is_finite_vector
 from stream.models.logistic import LOGIT_CAP, LogisticModel
+from stream.models.prior import ColdStartPrior
 from stream.models.scaler import RunningScaler
 from stream.models.softmax import OTHER, SoftmaxModel
 from stream.models.validation import BinaryValidation, MulticlassValidation
@@ -19,6 +20,7 @@ __all__ = [
     "LOGIT_CAP",
     "OTHER",
     "BinaryValidation",
+    "ColdStartPrior",
     "LogisticModel",
     "MulticlassValidation",
     "RunningScaler",
