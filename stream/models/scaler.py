@@ -89,8 +89,6 @@ class RunningScaler:
         non-finite input, or finite values so huge that the squares overflow) changes nothing.
         """
         self._check_length(x)
-        if not is_finite_vector(x):
-            return None
         count = self._count + 1
         mean: list[float] = []
         var: list[float] = []
@@ -104,7 +102,8 @@ class RunningScaler:
             add_mean(m)
             add_var(v)
             add_z((xi - m) / sqrt(v) if v else 0.0)
-        # An overflow makes the variance non-finite too (inf - inf or inf * 0 is NaN).
+        # One check after the loop covers the input too: a NaN input makes its variance NaN,
+        # and an infinite one (or an overflow) makes it NaN or inf (inf - inf, inf * 0).
         if not is_finite_vector(var):
             return None
         self._count, self._mean, self._var, self._std = count, mean, var, None
