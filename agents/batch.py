@@ -142,11 +142,17 @@ def _step_one(
     learner: PartitionLearner | None,
     store: ProfileStore,
 ) -> None:
+    if event.user_key not in result.profiles:
+        # Read before stepping, so an unreadable stored profile fails here (a dead letter,
+        # nothing to rebuild) rather than inside the step.
+        stored = _stored(event.user_key, load)
+        if stored is not None:
+            result.profiles[event.user_key] = stored
     try:
         if learner is not None:
             outputs = learner.process(event, store, config)
         else:
-            updated, outputs = step(_current_profile(result, event.user_key, load), event, config)
+            updated, outputs = step(result.profiles.get(event.user_key), event, config)
             result.profiles[event.user_key] = updated
     except Exception as exc:
         raise StepFailed(event.user_key) from exc

@@ -1,4 +1,4 @@
-"""The decision contract (schema ``decision.v1``): what downstream services consume.
+"""The decision contract (schema ``decision.v2``): what downstream services consume.
 
 A decision is a pure function of the profile and the causing event, so its id is derived from
 the event alone: replaying a log, or re-delivering a record after a crash, gives the same id and

@@ -43,13 +43,13 @@ from typing import Any
 import orjson
 
 from stream.config import StepConfig
-from stream.exceptions import SnapshotError
 from stream.events import Event
+from stream.exceptions import SnapshotError
 from stream.labels import Example, deadline, expire
 from stream.models.inputs import model_inputs
 from stream.models.learner import PartitionModels
 from stream.profile import Profile
-from stream.step import StepOutputs, step
+from stream.step import SKIP_ALREADY_APPLIED, StepOutputs, step
 
 __all__ = ["LEARNER_SCHEMA", "LabelClock", "Observer", "PartitionLearner", "ProfileStore"]
 
@@ -137,17 +137,21 @@ class PartitionLearner:
         profile, outputs = step(store.get(user), event, config, self.models)
         store.put(user, profile)
         offset = event.source.offset if event.source is not None else None
-        if offset is not None and offset <= self.learned_offset:
-            return outputs  # learned before a crash; the step skipped it or redid it
         if offset is not None:
+            if offset <= self.learned_offset:
+                return outputs  # in the snapshot already: learned, clock moved, index updated
             self.learned_offset = offset
-        if outputs.skipped is not None:
-            if outputs.skipped == "already_applied":
-                self.missed += 1
-            return outputs
-        if outputs.new_label is not None:
-            self.models.observe_inputs(outputs.new_label)
-        self._learn(user, outputs.examples)
+        if outputs.skipped is None:
+            if outputs.new_label is not None:
+                self.models.observe_inputs(outputs.new_label)
+            self._learn(user, outputs.examples)
+        elif outputs.skipped == SKIP_ALREADY_APPLIED:
+            # The profile was stored after this record, the snapshot before it (a crash in
+            # between): its labels are lost to the models. The clock and the index below still
+            # follow the record, so every profile settles exactly as in an uninterrupted run.
+            self.missed += 1
+        else:
+            return outputs  # a duplicate message changes nothing, the clock included
         self._index(user, profile, config)
         now = self.clock.observe(event.timestamp_ms)
         if now is not None:
@@ -180,8 +184,11 @@ class PartitionLearner:
             settles_after, user = heapq.heappop(heap)
             if due.get(user) != settles_after:
                 continue  # superseded by a later index entry
-            profile = store.get(user)
-            if profile is None:  # deleted (idle eviction) since it was indexed
+            try:
+                profile = store.get(user)
+            except SnapshotError:
+                profile = None  # unreadable: its own next event dead-letters (agents.batch)
+            if profile is None:  # or deleted (idle eviction) since it was indexed
                 del due[user]
                 continue
             examples: list[Example] = []

@@ -11,8 +11,8 @@ from __future__ import annotations
 from stream.models.hygiene import DEFAULT_LIMIT, clean_inputs, is_finite_vector
 from stream.models.logistic import LOGIT_CAP, LogisticModel
 from stream.models.prior import ColdStartPrior
+from stream.models.ranker import OTHER, CategoryRanker
 from stream.models.scaler import RunningScaler
-from stream.models.softmax import OTHER, SoftmaxModel
 from stream.models.validation import BinaryValidation, MulticlassValidation
 
 __all__ = [
@@ -20,11 +20,11 @@ __all__ = [
     "LOGIT_CAP",
     "OTHER",
     "BinaryValidation",
+    "CategoryRanker",
     "ColdStartPrior",
     "LogisticModel",
     "MulticlassValidation",
     "RunningScaler",
-    "SoftmaxModel",
     "clean_inputs",
     "is_finite_vector",
 ]

@@ -31,8 +31,8 @@ from stream.exceptions import SnapshotError
 from stream.labels import ABANDONMENT, CONVERSION, NEXT_CATEGORY, Example, unpack_inputs
 from stream.models.logistic import LogisticModel
 from stream.models.prior import ColdStartPrior
-from stream.models.scaler import RunningScaler
 from stream.models.ranker import CategoryRanker
+from stream.models.scaler import RunningScaler
 from stream.models.validation import BinaryValidation, MulticlassValidation
 
 __all__ = ["BinaryScore", "PartitionModels", "Scores"]

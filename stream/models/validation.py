@@ -167,7 +167,7 @@ class MulticlassValidation:
         self._log_loss_sum = 0.0
 
     def update(self, ranked: Sequence[tuple[str, float]], label: str, k: int = 3) -> None:
-        """Record a ranking (most likely first, as ``SoftmaxModel.predict`` gives) and the truth.
+        """Record a ranking (most likely first, as ``CategoryRanker.predict`` gives) and the truth.
 
         A label absent from the ranking counts as probability 0 (clipped to 1e-15 for the loss).
         """

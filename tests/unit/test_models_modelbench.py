@@ -11,7 +11,7 @@ def test_modelbench_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None
     argv = ["--dim", "4", "--classes", "3", "--calls", "20", "--rounds", "1"]
     assert modelbench.main(argv) == 0
     out = capsys.readouterr().out
-    for case in ("scaler learn_transform", "logistic learn", "softmax predict (3 cl.)"):
+    for case in ("scaler learn_transform", "logistic learn", "ranker predict (3 cl.)"):
         line = next(line for line in out.splitlines() if line.startswith(case))
         assert len(line.split()) >= 4  # ours and River's figures and the ratio
     assert "dot: math.fsum(map(mul))" in out

@@ -409,7 +409,9 @@ def test_decision_json_has_the_documented_fields() -> None:
         "alternatives",
         "reasons",
         "versions",
+        "predictions",
     ]
+    assert doc["predictions"] is None  # no models were given to this step
     assert doc["schema"] == "decision.v2"
     assert doc["decision_id"] == decision_id("rules-v2", "u9", "m9")
     assert doc["user"] == {"key": "u9", "user_id": "u9", "anonymous_id": None}

@@ -166,9 +166,12 @@ def lines_of(docs: Iterable[dict[str, Any]]) -> list[bytes]:
 
 
 def state(profile: Profile) -> dict[str, Any]:
-    """The profile's state, without the records of which messages and offsets it applied."""
+    """The profile's state, without the records of which messages and offsets it applied, and
+    without its pending labels: those are snapshots of the moments predictions were made (like
+    the decisions made on the way), and the partition's label clock settles them, so they
+    follow arrival order and the other users of the partition (tests/unit/test_partition.py)."""
     doc = profile.to_dict()
-    del doc["recent_messages"], doc["applied"]
+    del doc["recent_messages"], doc["applied"], doc["labels"], doc["last_label_ms"]
     return doc
 
 
@@ -181,9 +184,12 @@ def decision_bytes(decisions: Iterable[Decision]) -> list[bytes]:
 
 
 def by_user(decisions: Iterable[Decision]) -> dict[str, list[bytes]]:
+    """Each user's decisions without what the partition's models said: the models learn from
+    every user of the partition, the rest of a decision from the user alone."""
     grouped: dict[str, list[bytes]] = defaultdict(list)
     for d in decisions:
-        grouped[d.user_key].append(d.to_bytes())
+        versions = {k: v for k, v in d.versions.items() if k != "models"}
+        grouped[d.user_key].append(d._replace(predictions=None, versions=versions).to_bytes())
     return dict(grouped)
 
 
