@@ -64,9 +64,8 @@ def _plot_calibration(path: Path, target: str, ev: BinaryEval) -> None:
     after = slice(ev.warmup, len(ev.labels))
     y = ev.labels[after].astype(np.float64)
     edges = np.linspace(0.0, 1.0, 11)
-    for name, p, style in (
-        ("online", ev.online[after], "o-"),
-        ("popularity", ev.popularity[after], "s--"),
+    for offset, (name, p, style) in enumerate(
+        (("online", ev.online[after], "o-"), ("popularity", ev.popularity[after], "s--"))
     ):
         index = np.minimum((p * 10).astype(np.int64), 9)
         counts = np.bincount(index, minlength=10)
@@ -74,7 +73,7 @@ def _plot_calibration(path: Path, target: str, ev: BinaryEval) -> None:
         mean_p = np.bincount(index, weights=p, minlength=10)[full] / counts[full]
         rate = np.bincount(index, weights=y, minlength=10)[full] / counts[full]
         top.plot(mean_p, rate, style, label=name)
-        bottom.bar(edges[:-1], counts, width=0.1, align="edge", alpha=0.5, label=name)
+        bottom.bar(edges[:-1] + 0.05 * offset, counts, width=0.05, align="edge", label=name)
     top.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect")
     top.set_ylabel("observed positive rate")
     top.set_title(f"{target}: reliability after warm-up (10 bins)", fontsize=10)
@@ -161,6 +160,7 @@ def _binary_section(target: str, m: Mapping[str, Any], feature: str) -> list[str
             " noisy; differences of a few hundredths mean little.**",
         ]
     batch = baselines["batch_logistic"]
+    penalty = f", L2 {batch['l2']:g}" if "l2" in batch else ""
     lines += [
         "",
         "| scorer | examples | positives | ROC AUC | log loss | Brier |",
@@ -170,7 +170,7 @@ def _binary_section(target: str, m: Mapping[str, Any], feature: str) -> list[str
         _row("base rate (running), after warm-up", baselines["base_rate"]),
         _row(f"popularity ({feature} bucket), after warm-up", baselines["popularity"]),
         _row("online, second half", batch["online_on_test"]),
-        _row("batch logistic (fit on first half), second half", batch["test"]),
+        _row(f"batch logistic (fit on first half{penalty}), second half", batch["test"]),
     ]
     planted = baselines.get("planted_truth")
     if planted is not None:
@@ -277,9 +277,10 @@ def render_markdown(metrics: Mapping[str, Any]) -> str:
         f" the running positive rate of the examples in the same bucket of the session's event"
         f" count (model input `{feature}`, buckets {', '.join(data['popularity_buckets'])}"
         " events), predict then update; **batch logistic** is an L2-regularized logistic"
-        " regression (Newton/IRLS, numpy) on all model inputs, standardized, fit on the first"
-        " half of the examples and tested on the second half, next to the online model on the"
-        " same second half.",
+        " regression (Newton/IRLS, numpy) on all model inputs, standardized with the first"
+        " half's mean and standard deviation, fit on the first half of the examples (the penalty"
+        " chosen by log loss on the last quarter of that half) and tested on the second half,"
+        " next to the online model on the same second half.",
         "",
     ]
     for target in BINARY_TARGETS:

@@ -66,6 +66,7 @@ __all__ = [
     "brier",
     "bucket_rate_scores",
     "calibration",
+    "choose_l2",
     "evaluate",
     "fit_logistic",
     "log_loss",
@@ -237,8 +238,8 @@ def calibration(
             {
                 "bin": [b / bins, (b + 1) / bins],
                 "count": count,
-                "mean_predicted": float(q[mask].mean()) if count else None,
-                "observed_rate": float(y[mask].mean()) if count else None,
+                "mean_predicted": _finite(float(q[mask].mean())) if count else None,
+                "observed_rate": _finite(float(y[mask].mean())) if count else None,
             }
         )
     return rows
@@ -351,6 +352,23 @@ def fit_logistic(
     return LogisticFit(mean, scale, theta[:-1].copy(), float(theta[-1]), iterations)
 
 
+#: The L2 penalties :func:`choose_l2` tries.
+L2_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+def choose_l2(x: Floats, y: Bools, grid: Sequence[float] = L2_GRID) -> float:
+    """The penalty with the lowest log loss on the last quarter of the (time-ordered) training
+    examples when fit on the first three quarters; the first of equals. Deterministic."""
+    cut = len(y) * 3 // 4
+    fit_y, check_y = y[:cut], y[cut:]
+    if fit_y.all() or not fit_y.any() or len(check_y) == 0:
+        return grid[len(grid) // 2]
+    losses = [
+        log_loss(fit_logistic(x[:cut], fit_y, l2=l2).predict(x[cut:]), check_y) for l2 in grid
+    ]
+    return grid[int(np.argmin(losses))]
+
+
 # -- evaluation --------------------------------------------------------------------------------
 
 
@@ -435,9 +453,11 @@ def _batch(x: Floats, y: Bools, online: Floats, result: BinaryEval) -> dict[str,
         doc["test"] = None
         doc["note"] = "the first half has only one class: no model to fit"
         return doc
-    fit = fit_logistic(x[train], y[train])
+    l2 = choose_l2(x[train], y[train])
+    fit = fit_logistic(x[train], y[train], l2=l2)
     scores = fit.predict(x[test])
     doc["test"] = _figures(scores, y[test])
+    doc["l2"] = l2
     doc["iterations"] = fit.iterations
     result.extra_curves["batch logistic (2nd half)"] = (scores, y[test])
     return doc

@@ -43,7 +43,9 @@ _examples = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(_examples)
-def test_auc_equals_the_pairwise_count_with_ties_at_half(examples: list[tuple[float, bool]]) -> None:
+def test_auc_equals_the_pairwise_count_with_ties_at_half(
+    examples: list[tuple[float, bool]],
+) -> None:
     scores = [s for s, _ in examples]
     labels = [y for _, y in examples]
     if all(labels) or not any(labels):
