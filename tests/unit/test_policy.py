@@ -410,7 +410,7 @@ def test_decision_json_has_the_documented_fields() -> None:
         "reasons",
         "versions",
     ]
-    assert doc["schema"] == "decision.v1"
+    assert doc["schema"] == "decision.v2"
     assert doc["decision_id"] == decision_id("rules-v2", "u9", "m9")
     assert doc["user"] == {"key": "u9", "user_id": "u9", "anonymous_id": None}
     assert doc["event"] == {"message_id": "m9", "name": "page", "time_ms": T0}
