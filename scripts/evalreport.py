@@ -24,6 +24,8 @@ __all__ = ["FEW_POSITIVES", "block_metrics", "render_markdown", "write_report"]
 
 #: Fewer positives than this (after the warm-up) and the report says the figures are noisy.
 FEW_POSITIVES = 100
+#: A running base rate whose AUC is this far from 0.5 means the label mix drifts with the order.
+DRIFT_AUC = 0.1
 OVER_TIME = "over_time.png"
 
 
@@ -179,6 +181,17 @@ def _binary_section(target: str, m: Mapping[str, Any], feature: str) -> list[str
     if batch["test"] is None:
         lines += ["", f"Batch logistic regression: {batch['note']}."]
     lines += ["", _verdict(target, m), ""]
+    drift = baselines["base_rate"]["auc"]
+    if drift is not None and abs(drift - 0.5) > DRIFT_AUC:
+        lines += [
+            f"Caution: the running base rate alone has AUC {drift:.3f}, so the label mix changes"
+            " along the order learned. Labels resolve after different delays (an order resolves"
+            " a conversion at once, a non-conversion only once the horizon has passed), and at"
+            " the end of a log only the quick outcomes still resolve: on a log a few horizons"
+            " long, the order learned itself predicts the label, and every progressive score,"
+            " the online model's too, carries that.",
+            "",
+        ]
     if planted is not None:
         lines += [_planted_sentence(planted), ""]
     lines += [
