@@ -17,7 +17,7 @@ the grace period is *late*: counted (``note:late_event``), applied to order-free
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from stream.catalog import slug
@@ -45,9 +45,11 @@ __all__ = [
     "COUNTED_EVENTS",
     "OTHER_TRACK",
     "RECENCY_EVENTS",
+    "FeatureView",
     "apply_event",
     "count_key",
     "feature_vector",
+    "group_of",
 ]
 
 #: Segment e-commerce spec events counted under their own name.
@@ -158,6 +160,13 @@ class FeatureView(Mapping[str, Any]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def groups(self, names: Iterable[str]) -> dict[str, Any]:
+        """Every feature of the named groups, in one dict (the values computed so far too):
+        a reader of many features skips the per-name lookup of ``__getitem__``."""
+        for group in names:
+            self._compute(group)
+        return self._values
+
     def _compute(self, group: str) -> None:
         if group not in self._done:
             self._done.add(group)
@@ -216,6 +225,11 @@ _MEMBERS = {
 }
 #: Feature name -> its group (window features are the default).
 _GROUP_OF = {name: group for group, names in _MEMBERS.items() for name in names}
+
+
+def group_of(feature: str) -> str:
+    """The group a feature is computed in (unknown names: the window features')."""
+    return _GROUP_OF.get(feature, "windows")
 
 
 def _apply_identity(profile: Profile, event: Event) -> None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "ABANDONMENT",
@@ -69,6 +69,10 @@ class PendingLabel(NamedTuple):
     inputs: bytes
     #: Bit set of unresolved targets.
     open: int = ALL_TARGETS
+    #: The user's strongest category affinities then (category, affinity), for next category.
+    candidates: tuple[tuple[str, float], ...] = ()
+    #: The category of the event the prediction was made at, if it named one.
+    current: str | None = None
 
     def to_list(self) -> list[object]:
         return [
@@ -76,19 +80,30 @@ class PendingLabel(NamedTuple):
             self.session_start_ms,
             base64.b64encode(self.inputs).decode(),
             self.open,
+            [list(pair) for pair in self.candidates],
+            self.current,
         ]
 
     @classmethod
-    def from_list(cls, item: Sequence[object]) -> PendingLabel:
-        at_ms, session_start_ms, inputs, open_targets = item
+    def from_list(cls, item: Sequence[Any]) -> PendingLabel:
+        at_ms, session_start_ms, inputs, open_targets, candidates, current = item
         if not (
             isinstance(at_ms, int)
             and isinstance(session_start_ms, int)
             and isinstance(inputs, str)
             and isinstance(open_targets, int)
+            and isinstance(candidates, list)
+            and (current is None or isinstance(current, str))
         ):
             raise ValueError(f"malformed pending label {item!r}")
-        return cls(at_ms, session_start_ms, base64.b64decode(inputs, validate=True), open_targets)
+        return cls(
+            at_ms,
+            session_start_ms,
+            base64.b64decode(inputs, validate=True),
+            open_targets,
+            tuple((str(c), float(v)) for c, v in candidates),
+            current,
+        )
 
 
 class Example(NamedTuple):
@@ -99,6 +114,9 @@ class Example(NamedTuple):
     inputs: bytes
     #: ``True``/``False`` for the binary targets, the category for ``next_category``.
     label: bool | str
+    #: For ``next_category``: the label's candidates and current category (see PendingLabel).
+    candidates: tuple[tuple[str, float], ...] = ()
+    current: str | None = None
 
 
 def pack_inputs(values: Sequence[float]) -> bytes:
@@ -169,7 +187,16 @@ def resolve_outcome(
                     open_targets &= ~_ABANDONMENT
             elif open_targets & _NEXT_CATEGORY:
                 assert category is not None
-                examples.append(Example(NEXT_CATEGORY, label.at_ms, label.inputs, category))
+                examples.append(
+                    Example(
+                        NEXT_CATEGORY,
+                        label.at_ms,
+                        label.inputs,
+                        category,
+                        label.candidates,
+                        label.current,
+                    )
+                )
                 open_targets &= ~_NEXT_CATEGORY
         if open_targets:
             kept.append(label if open_targets == label.open else label._replace(open=open_targets))

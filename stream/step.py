@@ -108,7 +108,9 @@ def step(
     new_label, predictions = label_and_predict(
         current, event, features, config, previous_seen, models, examples, notes
     )
-    versions = _versions(config) if models is None else {**_versions(config), **models.versions()}
+    versions = (
+        _versions(config) if models is None else {**_versions(config), "models": models.versions()}
+    )
     decision = decide(current, features, event, config, versions, predictions)
     return current, StepOutputs(
         decisions=(decision,),

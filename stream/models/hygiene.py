@@ -41,7 +41,10 @@ def clean_inputs(values: Sequence[float], limit: float = DEFAULT_LIMIT) -> tuple
     """
     if not limit > 0.0 or not math.isfinite(limit):
         raise ValueError(f"limit must be finite and positive, got {limit!r}")
-    if is_finite_vector(values) and all(-limit <= v <= limit for v in values):
+    # Fast path, all in C: the usual vector is finite and within the cap.
+    if is_finite_vector(values) and (
+        not values or (max(values) <= limit and min(values) >= -limit)
+    ):
         return list(values), 0
     cleaned = [_clean(v, limit) for v in values]
     fixed = sum(1 for old, new in zip(values, cleaned, strict=True) if old != new)

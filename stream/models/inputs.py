@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream.catalog import Catalog
+from stream.features import FeatureView, group_of
 from stream.memo import PerObject
 
 __all__ = ["ModelInputs", "model_inputs"]
@@ -130,10 +131,13 @@ class ModelInputs:
 
     names: tuple[str, ...]
     _reads: tuple[tuple[str, Transform], ...]
+    #: The feature groups the inputs read (see stream.features.FeatureView).
+    _groups: tuple[str, ...]
 
     def vector(self, features: Mapping[str, Any]) -> list[float]:
         """The input vector of one feature view (values may still need cleaning)."""
-        return [transform(features[feature]) for feature, transform in self._reads]
+        values = features.groups(self._groups) if isinstance(features, FeatureView) else features
+        return [transform(values[feature]) for feature, transform in self._reads]
 
     def __len__(self) -> int:
         return len(self.names)
@@ -159,6 +163,7 @@ def _build(catalog: Catalog) -> ModelInputs:
     return ModelInputs(
         names=tuple(name for name, _, _ in reads),
         _reads=tuple((feature, transform) for _, feature, transform in reads),
+        _groups=tuple(dict.fromkeys(group_of(feature) for _, feature, _ in reads)),
     )
 
 

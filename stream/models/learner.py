@@ -6,7 +6,8 @@ same standardized vector):
 
 * ``conversion`` and ``abandonment``: logistic regression, blended with a calibrated base rate
   until they have learned enough labels (:class:`~stream.models.prior.ColdStartPrior`);
-* ``next_category``: softmax regression over the categories seen, top-K reported.
+* ``next_category``: a ranker over the user's leaning categories (:mod:`stream.models.ranker`),
+  top-K reported.
 
 **Progressive validation.** Before a model learns an example, it predicts it; the metrics
 (:mod:`stream.models.validation`) therefore only ever score a model on data it has not seen. The
@@ -21,6 +22,7 @@ learned (``models-v1/p3/conversion@1234``): deterministic, and enough to find th
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -30,7 +32,7 @@ from stream.labels import ABANDONMENT, CONVERSION, NEXT_CATEGORY, Example, unpac
 from stream.models.logistic import LogisticModel
 from stream.models.prior import ColdStartPrior
 from stream.models.scaler import RunningScaler
-from stream.models.softmax import SoftmaxModel
+from stream.models.ranker import CategoryRanker
 from stream.models.validation import BinaryValidation, MulticlassValidation
 
 __all__ = ["BinaryScore", "PartitionModels", "Scores"]
@@ -69,7 +71,7 @@ class PartitionModels:
         lr = config.learning_rate
         self.binary = {target: LogisticModel(n, lr=lr, intercept_lr=lr) for target in _BINARY}
         self.priors = {target: ColdStartPrior(min_labels=config.min_labels) for target in _BINARY}
-        self.next_category = SoftmaxModel(n, max_classes=config.next_category_classes, lr=lr)
+        self.next_category = CategoryRanker(config.next_category_classes)
         self.validation = {target: BinaryValidation() for target in _BINARY}
         self.next_category_validation = MulticlassValidation()
         #: Examples refused by a learner (a non-finite input): should stay 0.
@@ -77,11 +79,17 @@ class PartitionModels:
 
     # -- scoring -------------------------------------------------------------------------------
 
-    def score(self, inputs: Sequence[float]) -> Scores:
-        """Every target's prediction for one (cleaned) input vector."""
+    def score(
+        self,
+        inputs: Sequence[float],
+        candidates: Sequence[tuple[str, float]],
+        current: str | None,
+    ) -> Scores:
+        """Every target's prediction for one (cleaned) input vector and the user's candidate
+        categories."""
         z = self.scaler.transform(inputs)
         conversion, abandonment = (self._binary_score(target, z) for target in _BINARY)
-        ranked = self.next_category.top_k(z, self.config.top_k)
+        ranked = self.next_category.predict(dict(candidates), current)[: self.config.top_k]
         return Scores(
             conversion,
             abandonment,
@@ -104,10 +112,12 @@ class PartitionModels:
         if model.n_learned < self.config.min_labels:
             return ()  # the prior speaks, not the weights: nothing to explain yet
         contributions = model.contributions(z)
+        # Compared in C as (|contribution|, position): ties go to the later input, always.
         top = heapq.nlargest(
-            self.config.explain_top, range(len(contributions)), key=lambda i: abs(contributions[i])
+            self.config.explain_top, zip(map(abs, contributions), itertools.count())
         )
-        return tuple((self.input_names[i], round(contributions[i], 4), z[i] > 0) for i in top)
+        names = self.input_names
+        return tuple((names[i], round(contributions[i], 4), z[i] > 0) for _, i in top)
 
     def _version(self, target: str, n_learned: int) -> str:
         return f"{self.config.version}/p{self.partition}/{target}@{n_learned}"
@@ -127,19 +137,19 @@ class PartitionModels:
     def learn(self, example: Example) -> float | list[tuple[str, float]]:
         """Validate on the example (predict first), then learn from it; return the prediction
         it was validated with (a probability, or the ranked categories)."""
-        z = self.scaler.transform(unpack_inputs(example.inputs))
         prediction: float | list[tuple[str, float]]
         if example.target == NEXT_CATEGORY:
-            label = str(example.label)
-            prediction = self.next_category.predict(z)
+            label, candidates = str(example.label), dict(example.candidates)
+            prediction = self.next_category.predict(candidates, example.current)
             self.next_category_validation.update(prediction, label)
-            learned = self.next_category.learn(z, label)
+            learned = self.next_category.learn(candidates, example.current, label)
         else:
+            z = self.scaler.transform(unpack_inputs(example.inputs))
             target, outcome = example.target, bool(example.label)
             model, prior = self.binary[target], self.priors[target]
             prediction = prior.blend(model.predict_proba(z), model.n_learned)
             self.validation[target].update(prediction, outcome)
-            prior.observe(outcome)
+            prior.learn(outcome)
             learned = model.learn(z, outcome)
         if not learned:
             self.refused += 1
@@ -183,7 +193,7 @@ class PartitionModels:
             models.scaler = RunningScaler.from_state(state["scaler"])
             models.binary = {t: LogisticModel.from_state(state["binary"][t]) for t in _BINARY}
             models.priors = {t: ColdStartPrior.from_state(state["priors"][t]) for t in _BINARY}
-            models.next_category = SoftmaxModel.from_state(state["next_category"])
+            models.next_category = CategoryRanker.from_state(state["next_category"])
             models.validation = {
                 t: BinaryValidation.from_state(state["validation"][t]) for t in _BINARY
             }

@@ -19,7 +19,7 @@ logit to ±35 (probabilities in [6.3e-16, 1 - 6.3e-16], never exactly 0 or 1, an
 produce, predicts 0.5.
 
 Learning never makes the state non-finite: a vector with a NaN or infinity is refused, and so is
-a step that would overflow (both leave the model unchanged and return False).
+a step whose logit or weights would overflow (all leave the model unchanged and return False).
 
 >>> model = LogisticModel(2, lr=0.5, intercept_lr=0.5)
 >>> model.predict_proba([1.0, -1.0])
@@ -97,12 +97,15 @@ class LogisticModel:
     def learn(self, z: Sequence[float], y: bool) -> bool:
         """One SGD step on ``(z, y)``; False (and no change) if ``z`` or the result is not finite.
 
-        The length is checked first, so ``zip(strict=True)`` below cannot fail halfway.
+        A non-finite ``z`` shows as a non-finite logit (the weights are finite, and ``w * inf``
+        is inf or, for a zero weight, NaN), so one check of the logit refuses it, along with the
+        logits that overflow; a second check refuses a step whose weights would overflow.
         """
-        self._check_length(z)
-        if not is_finite_vector(z):
+        self._check_length(z)  # first, so zip(strict=True) below cannot fail halfway
+        r = dot(self._weights, z) + self._intercept
+        if r - r != 0.0:  # NaN or ±inf
             return False
-        g = _log_loss_gradient(dot(self._weights, z) + self._intercept, y)
+        g = _log_loss_gradient(r, y)
         lr, l2 = self.lr, self.l2
         if l2:
             weights = [w - lr * (zi * g + l2 * w) for w, zi in zip(self._weights, z, strict=True)]

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from stream.config import StepConfig
 from stream.events import Event
-from stream.labels import Example, PendingLabel, expire, pack_inputs, resolve_outcome
+from stream.labels import (
+    ALL_TARGETS,
+    Example,
+    PendingLabel,
+    expire,
+    pack_inputs,
+    resolve_outcome,
+)
 from stream.models.hygiene import clean_inputs
 from stream.models.inputs import model_inputs
 from stream.profile import Profile
@@ -47,12 +54,16 @@ def label_and_predict(
     t = event.timestamp_ms
     now = profile.last_seen_ms if profile.last_seen_ms is not None else t
     labels = profile.labels
+    category = (
+        clean_text(event.properties.get("category"), config.max_text_length)
+        if event.properties
+        else None
+    )
     if labels:
         horizon = mc.conversion_horizon_ms
         labels = expire(
             labels, now, previous_seen_ms, horizon, config.features.session_gap_ms, examples
         )
-        category = clean_text(event.properties.get("category"), config.max_text_length)
         labels = resolve_outcome(labels, event.name, category, t, horizon, examples)
     in_order = previous_seen_ms is None or t >= previous_seen_ms
     make_label = in_order and (
@@ -64,18 +75,30 @@ def label_and_predict(
         inputs, fixed = clean_inputs(model_inputs(config.features.catalog).vector(features))
         if fixed:
             notes.append(NOTE_INPUTS_CLEANED)
+        candidates = _candidates(features["category_affinities"])
         if models is not None:
-            predictions = _predictions(models.score(inputs))
+            predictions = _predictions(models.score(inputs, candidates, category))
         if make_label:
             new_label = pack_inputs(inputs)
             session_start = now - features["ms_since_session_start"]
-            labels = [*labels, PendingLabel(t, session_start, new_label)]
+            label = PendingLabel(t, session_start, new_label, ALL_TARGETS, candidates, category)
+            labels = [*labels, label]
             if len(labels) > mc.max_pending_labels:
                 del labels[0]
                 notes.append(NOTE_LABEL_DROPPED)
             profile.last_label_ms = t
     profile.labels = labels
     return new_label, predictions
+
+
+#: Categories a next-category prediction considers beyond those the model knows.
+CANDIDATES = 5
+
+
+def _candidates(affinities: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    """The user's strongest category affinities (ties by name), as kept with a label."""
+    ranked = sorted(affinities.items(), key=lambda pair: (-pair[1], pair[0]))
+    return tuple(ranked[:CANDIDATES])
 
 
 def _predictions(scores: Scores) -> dict[str, Any]:

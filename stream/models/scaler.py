@@ -44,7 +44,7 @@ _KIND, _VERSION = "running_scaler", "1"
 class RunningScaler:
     """Running mean and population variance per position of an ``n``-long vector."""
 
-    __slots__ = ("_count", "_mean", "_var", "n")
+    __slots__ = ("_count", "_mean", "_std", "_var", "n")
 
     def __init__(self, n: int) -> None:
         if n < 1:
@@ -53,6 +53,8 @@ class RunningScaler:
         self._count = 0
         self._mean = [0.0] * n
         self._var = [0.0] * n
+        #: ``sqrt(var)``, computed once per update: transforms outnumber updates by far.
+        self._std: list[float] | None = None
 
     @property
     def count(self) -> int:
@@ -66,10 +68,10 @@ class RunningScaler:
     def transform(self, x: Sequence[float]) -> list[float]:
         """``(x - mean) / std`` per position, 0.0 where the variance is zero."""
         self._check_length(x)
-        return [
-            (xi - m) / sqrt(v) if v else 0.0
-            for xi, m, v in zip(x, self._mean, self._var, strict=True)
-        ]
+        std = self._std
+        if std is None:
+            std = self._std = [sqrt(v) for v in self._var]
+        return [(xi - m) / s if s else 0.0 for xi, m, s in zip(x, self._mean, std, strict=True)]
 
     def learn_transform(self, x: Sequence[float]) -> list[float]:
         """``learn(x)`` then ``transform(x)`` in one pass (the hot path: half the loops).
@@ -87,8 +89,6 @@ class RunningScaler:
         non-finite input, or finite values so huge that the squares overflow) changes nothing.
         """
         self._check_length(x)
-        if not is_finite_vector(x):
-            return None
         count = self._count + 1
         mean: list[float] = []
         var: list[float] = []
@@ -102,10 +102,11 @@ class RunningScaler:
             add_mean(m)
             add_var(v)
             add_z((xi - m) / sqrt(v) if v else 0.0)
-        # An overflow makes the variance non-finite too (inf - inf or inf * 0 is NaN).
+        # One check after the loop covers the input too: a NaN input makes its variance NaN,
+        # and an infinite one (or an overflow) makes it NaN or inf (inf - inf, inf * 0).
         if not is_finite_vector(var):
             return None
-        self._count, self._mean, self._var = count, mean, var
+        self._count, self._mean, self._var, self._std = count, mean, var, None
         return z
 
     def _check_length(self, x: Sequence[float]) -> None:
@@ -130,6 +131,7 @@ class RunningScaler:
         scaler._count = snapshot.get_int(doc, "count")
         scaler._mean = snapshot.get_floats(doc, "mean", scaler.n)
         scaler._var = snapshot.get_floats(doc, "var", scaler.n)
+        scaler._std = None
         if any(v < 0.0 for v in scaler._var):
             raise SnapshotError(f"{_KIND}: a variance is negative")
         return scaler

@@ -103,6 +103,14 @@ def test_overflowing_step_is_refused() -> None:
     assert all(math.isfinite(w) for w in model.weights)
 
 
+def test_a_step_whose_weights_would_overflow_is_refused() -> None:
+    model = LogisticModel(2, lr=100.0)
+    before = model.to_state()
+    assert model.learn([1e307, 1.0], True) is False  # the logit is 0, but w_0 would be 5e308
+    assert model.to_state() == before
+    assert model.learn([1e305, 1.0], True)
+
+
 def test_contributions_sum_to_the_logit() -> None:
     model = LogisticModel(3, lr=0.3, intercept_lr=0.3)
     for z, y in (([1.0, 0.0, -1.0], True), ([0.0, 1.0, 1.0], False)):
