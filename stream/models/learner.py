@@ -21,8 +21,6 @@ learned (``models-v1/p3/conversion@1234``): deterministic, and enough to find th
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -112,12 +110,14 @@ class PartitionModels:
         if model.n_learned < self.config.min_labels:
             return ()  # the prior speaks, not the weights: nothing to explain yet
         contributions = model.contributions(z)
-        # Compared in C as (|contribution|, position): ties go to the later input, always.
-        top = heapq.nlargest(
-            self.config.explain_top, zip(map(abs, contributions), itertools.count())
-        )
+        magnitudes = list(map(abs, contributions))
+        k = self.config.explain_top
+        cutoff = sorted(magnitudes)[-k] if len(magnitudes) >= k else 0.0
+        # The k largest |contribution|, ties to the later input (a fixed rule: replays agree).
+        top = [i for i, m in enumerate(magnitudes) if m >= cutoff]
+        top.sort(key=lambda i: (-magnitudes[i], -i))
         names = self.input_names
-        return tuple((names[i], round(contributions[i], 4), z[i] > 0) for _, i in top)
+        return tuple((names[i], round(contributions[i], 4), z[i] > 0) for i in top[:k])
 
     def _version(self, target: str, n_learned: int) -> str:
         return f"{self.config.version}/p{self.partition}/{target}@{n_learned}"

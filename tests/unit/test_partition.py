@@ -205,7 +205,9 @@ def test_after_a_crash_between_profiles_and_snapshot_profiles_still_equal_a_repl
     uninterrupted: dict[str, bytes] = {}
     learner = PartitionLearner.new(0, CFG)
     for batch in _batches(records, [200, 300]):
-        uninterrupted.update(process_records(batch, uninterrupted.get, CFG, learner).profile_bytes())
+        uninterrupted.update(
+            process_records(batch, uninterrupted.get, CFG, learner).profile_bytes()
+        )
 
     stored: dict[str, bytes] = {}
     crashed = PartitionLearner.new(0, CFG)
