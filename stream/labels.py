@@ -11,10 +11,15 @@ target          positive / label                        negative
 conversion      an "Order Completed" later than the     event time passes ``at + horizon``
                 prediction and within the horizon       without one
 abandonment     the session ends (no event for the      an "Order Completed" in the same
-                session gap) without an order           session after the prediction
+(cart held)     session gap) without an order           session after the prediction
 next_category   the category of the next product        nothing to learn: dropped when event
                 viewed or added                         time passes ``at + horizon``
 ==============  ======================================  ========================================
+
+Abandonment is **cart** abandonment: only a prediction made while the cart held something opens
+it. Without that condition it is the mirror image of conversion (a session without an order
+is, within 30 minutes, a conversion that did not happen; measured: every abandonment label was
+the negation of a conversion label on the REES46 sample), and a model of it learns nothing new.
 
 "Event time passes" is judged by the user's own next event or by the partition's label clock
 (:mod:`stream.partition`), whichever comes first; both follow the log's order, so a replay
@@ -53,6 +58,8 @@ NEXT_CATEGORY = "next_category"
 
 _CONVERSION, _ABANDONMENT, _NEXT_CATEGORY = 1, 2, 4
 ALL_TARGETS = _CONVERSION | _ABANDONMENT | _NEXT_CATEGORY
+#: The targets a prediction made with an empty cart opens.
+WITHOUT_CART = _CONVERSION | _NEXT_CATEGORY
 
 ORDER_EVENT = "Order Completed"
 CATEGORY_EVENTS = frozenset({"Product Viewed", "Product Added"})

@@ -139,7 +139,10 @@ class PartitionLearner:
         offset = event.source.offset if event.source is not None else None
         if offset is not None:
             if offset <= self.learned_offset:
-                return outputs  # in the snapshot already: learned, clock moved, index updated
+                # In the snapshot already (learned, clock moved). The profile may have been
+                # restored from further back and re-applied the record: index what it holds.
+                self._index(user, profile, config)
+                return outputs
             self.learned_offset = offset
         if outputs.skipped is None:
             if outputs.new_label is not None:

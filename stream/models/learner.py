@@ -52,7 +52,8 @@ class BinaryScore(NamedTuple):
 
 class Scores(NamedTuple):
     conversion: BinaryScore
-    abandonment: BinaryScore
+    #: Cart abandonment: only scored while the cart holds something (stream.labels).
+    abandonment: BinaryScore | None
     next_category: tuple[tuple[str, float], ...]
     next_category_model: str
 
@@ -82,11 +83,13 @@ class PartitionModels:
         inputs: Sequence[float],
         candidates: Sequence[tuple[str, float]],
         current: str | None,
+        cart: bool,
     ) -> Scores:
-        """Every target's prediction for one (cleaned) input vector and the user's candidate
-        categories."""
+        """Every target's prediction for one (cleaned) input vector, the user's candidate
+        categories and whether their cart holds something."""
         z = self.scaler.transform(inputs)
-        conversion, abandonment = (self._binary_score(target, z) for target in _BINARY)
+        conversion = self._binary_score(CONVERSION, z)
+        abandonment = self._binary_score(ABANDONMENT, z) if cart else None
         ranked = self.next_category.predict(dict(candidates), current)[: self.config.top_k]
         return Scores(
             conversion,

@@ -14,6 +14,7 @@ from stream.config import StepConfig
 from stream.events import Event
 from stream.labels import (
     ALL_TARGETS,
+    WITHOUT_CART,
     Example,
     PendingLabel,
     expire,
@@ -76,12 +77,14 @@ def label_and_predict(
         if fixed:
             notes.append(NOTE_INPUTS_CLEANED)
         candidates = _candidates(features["category_affinities"])
+        cart = features["cart_lines"] > 0
         if models is not None:
-            predictions = _predictions(models.score(inputs, candidates, category))
+            predictions = _predictions(models.score(inputs, candidates, category, cart))
         if make_label:
             new_label = pack_inputs(inputs)
             session_start = now - features["ms_since_session_start"]
-            label = PendingLabel(t, session_start, new_label, ALL_TARGETS, candidates, category)
+            targets = ALL_TARGETS if cart else WITHOUT_CART
+            label = PendingLabel(t, session_start, new_label, targets, candidates, category)
             labels = [*labels, label]
             if len(labels) > mc.max_pending_labels:
                 del labels[0]
@@ -104,7 +107,9 @@ def _candidates(affinities: Mapping[str, float]) -> tuple[tuple[str, float], ...
 def _predictions(scores: Scores) -> dict[str, Any]:
     return {
         "conversion": _binary(scores.conversion, "conversion"),
-        "abandonment": _binary(scores.abandonment, "abandonment"),
+        "abandonment": None
+        if scores.abandonment is None
+        else _binary(scores.abandonment, "cart abandonment"),
         "next_category": {
             "top": [list(pair) for pair in scores.next_category],
             "model": scores.next_category_model,

@@ -49,6 +49,14 @@ def _without_positions(profiles: dict[str, dict[str, object]]) -> dict[str, dict
     return {k: {f: v for f, v in p.items() if f != "applied"} for k, p in profiles.items()}
 
 
+def _without_pending_labels(
+    profiles: dict[str, dict[str, object]],
+) -> dict[str, dict[str, object]]:
+    """Profiles without their pending labels, which the partition's label clock settles: after
+    a crash they share the models' semantics (stream.partition), not the profiles'."""
+    return {k: {f: v for f, v in p.items() if f != "labels"} for k, p in profiles.items()}
+
+
 def _expected_profiles(lines: list[bytes]) -> dict[str, dict[str, object]]:
     result = replay(lines, StepConfig())
     return _without_positions({k: p.to_dict() for k, p in result.profiles.items()})

@@ -79,8 +79,16 @@ def test_a_user_who_never_comes_back_still_teaches_the_models() -> None:
     learner.observer = lambda user, example, _p: seen.append((user, example))
     profiles: dict[str, Profile] = {}
     store = ProfileStore(profiles.get, profiles.__setitem__)
-    learner.process(_event(viewed_event(0, "leaver", T0)), store, CFG)
-    assert profiles["leaver"].labels  # a pending label was made
+    added = {
+        "type": "track",
+        "event": "Product Added",
+        "messageId": "added",
+        "userId": "leaver",
+        "timestamp": T0,
+        "properties": {"category": "books", "product_id": "p1", "price": 20.0},
+    }
+    learner.process(_event(orjson.dumps(added)), store, CFG)
+    assert profiles["leaver"].labels  # a pending label was made, with a cart
     # Another user keeps the partition's event time moving for two hours.
     for i in range(1, 121):
         learner.process(_event(viewed_event(i, "stayer", T0 + i * MIN)), store, CFG)
@@ -145,11 +153,12 @@ def test_a_redelivered_record_is_not_learned_twice() -> None:
     records = _partition_records(LOG, 4, 2)[:600]
     stored: dict[str, bytes] = {}
     learner = PartitionLearner.new(2, CFG)
-    process_records(records[:300], stored.get, CFG, learner)
+    stored.update(process_records(records[:300], stored.get, CFG, learner).profile_bytes())
     before = learner.to_bytes()
-    # The same records again (the profiles were not written: a crash before the write).
-    process_records(records[200:300], stored.get, CFG, learner)
+    # The same records again, as after a restart: nothing is learned twice.
+    again = process_records(records[200:300], stored.get, CFG, learner)
     assert learner.to_bytes() == before
+    assert again.decisions == []
 
 
 def test_labels_a_crash_kept_from_the_models_are_counted() -> None:
