@@ -137,6 +137,8 @@ def create_app(
                     result.counters["eviction:evicted"] += evicted
             metrics.observe_batch(result, emitted_at_ms)
             metrics.observe_watermark(partition, watermark)
+            learner = learners[partition]
+            metrics.observe_models(partition, learner.models.summary(), learner.missed)
         for a in admitted:
             await _settle(a, sequencer, app.consumer, metrics)
         for a in work:

@@ -59,6 +59,8 @@ class WorkerMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._lag = lag or dict
         self.counters: Counter[str] = Counter()
+        #: Each processed partition's latest model summary (``PartitionModels.summary()``).
+        self.models: dict[int, dict[str, Any]] = {}
         self.actions: Counter[tuple[str, str]] = Counter()
         self.watermarks_ms: dict[int, int] = {}
         self._recent: dict[str, deque[float]] = {
@@ -136,14 +138,27 @@ class WorkerMetrics:
         )
         self.model_auc = Gauge(
             "liveprofiles_model_online_auc",
-            "Online (progressive) ROC AUC per model. No samples until learned models exist.",
-            ["model", "version"],
+            "Progressive-validation ROC AUC of each binary model (each example is scored before"
+            " it is learned), per source partition: each partition has its own models.",
+            ["target", "partition"],
             registry=reg,
         )
         self.model_log_loss = Gauge(
             "liveprofiles_model_online_log_loss",
-            "Online (progressive) log loss per model. No samples until learned models exist.",
-            ["model", "version"],
+            "Progressive-validation log loss of each model, per source partition.",
+            ["target", "partition"],
+            registry=reg,
+        )
+        self.model_examples = Gauge(
+            "liveprofiles_model_examples",
+            "Resolved labels each model was validated on and learned from, per partition.",
+            ["target", "partition"],
+            registry=reg,
+        )
+        self.model_missed = Gauge(
+            "liveprofiles_model_missed_labels",
+            "Records whose labels a crash kept from the partition's models (stream.partition).",
+            ["partition"],
             registry=reg,
         )
         for reason in DeadLetterReason:  # zeros from the start: rate() and alerts need them
@@ -210,10 +225,20 @@ class WorkerMetrics:
         self.watermarks_ms[partition] = watermark_ms
         self.watermark.labels(str(partition)).set(watermark_ms / 1000.0)
 
-    def set_model_quality(self, model: str, version: str, auc: float, log_loss: float) -> None:
-        """For learned models, when they exist: their progressive validation figures."""
-        self.model_auc.labels(model, version).set(auc)
-        self.model_log_loss.labels(model, version).set(log_loss)
+    def observe_models(self, partition: int, summary: dict[str, Any], missed: int) -> None:
+        """A partition's models after a batch: ``PartitionModels.summary()`` and the labels a
+        crash kept from them. A figure a model cannot have yet (no labels) is not exported."""
+        label = str(partition)
+        self.models[partition] = summary
+        for target, figures in summary.items():
+            if not isinstance(figures, dict) or not figures.get("count"):
+                continue
+            self.model_examples.labels(target, label).set(figures["count"])
+            if figures.get("roc_auc") is not None:
+                self.model_auc.labels(target, label).set(figures["roc_auc"])
+            if figures.get("log_loss") is not None:
+                self.model_log_loss.labels(target, label).set(figures["log_loss"])
+        self.model_missed.labels(label).set(missed)
 
     def read_lag(self) -> dict[int, int]:
         """Consumer lag per assigned partition; empty when the consumer cannot say (yet)."""
@@ -244,8 +269,12 @@ class WorkerMetrics:
                 str(p): {"watermark_ms": self.watermarks_ms.get(p), "lag": lag.get(p)}
                 for p in sorted(set(self.watermarks_ms) | set(lag))
             },
-            "models": [],
-            "models_note": "decisions come from rules, which have no AUC or log loss",
+            "models": [
+                {"partition": partition, "target": target, **figures}
+                for partition, summary in sorted(self.models.items())
+                for target, figures in summary.items()
+                if isinstance(figures, dict) and figures.get("count")
+            ],
         }
 
 

@@ -177,7 +177,8 @@ def test_dashboard_shows_live_numbers_in_headless_chromium(
         actions = {k: v for k, v in shown.items() if k and k.startswith("action:")}
         assert sum(int(v.replace(",", "")) for v in actions.values()) == len(valid)
         assert "Kafka timestamp to emit" in text("latency")
-        assert "No learned models yet" in text("models")
+        models = text("models")  # rows once a label resolved, else the empty note
+        assert "conversion" in models or "No learned models yet" in models, models
         assert "partition" in text("partitions")
         ARTIFACTS.mkdir(exist_ok=True)
         screenshot = ARTIFACTS / "dashboard.png"

@@ -121,11 +121,26 @@ def test_model_quality_is_declared_without_made_up_samples() -> None:
         assert families[name].type == "gauge" and families[name].samples == []
     assert metrics.snapshot()["models"] == []
 
-    metrics.set_model_quality("ctr", "m-1", auc=0.71, log_loss=0.42)
-    assert (
-        _samples(metrics)[("liveprofiles_model_online_auc", (("model", "ctr"), ("version", "m-1")))]
-        == 0.71
+    summary = {
+        "conversion": {"count": 40, "positives": 4, "roc_auc": 0.71, "log_loss": 0.42},
+        "abandonment": {"count": 0, "positives": 0, "roc_auc": None, "log_loss": None},
+        "next_category": {"count": 30, "k": 3, "accuracy": 0.2, "top_k": 0.5, "log_loss": 2.1},
+        "refused": 0,
+    }
+    metrics.observe_models(2, summary, missed=3)
+    samples = _samples(metrics)
+    conversion = (("partition", "2"), ("target", "conversion"))
+    assert samples[("liveprofiles_model_online_auc", conversion)] == 0.71
+    assert samples[("liveprofiles_model_examples", conversion)] == 40
+    assert samples[("liveprofiles_model_missed_labels", (("partition", "2"),))] == 3
+    # no labels yet: no figures made up for abandonment
+    assert not any(
+        labels == (("target", "abandonment"), ("partition", "2")) for _, labels in samples
     )
+    assert [(m["partition"], m["target"]) for m in metrics.snapshot()["models"]] == [
+        (2, "conversion"),
+        (2, "next_category"),
+    ]
 
 
 def test_a_failing_lag_reader_does_not_fail_the_scrape() -> None:
