@@ -26,8 +26,9 @@ the negation of a conversion label on the REES46 sample), and a model of it lear
 resolves every label at the same place as the live run.
 
 Not every event leaves a pending label: one at most every ``label_every_ms`` of a user's event
-time (and at most ``max_pending_labels`` at once), so a burst of clicks does not train the
-models on twenty near-copies of the same moment, and a profile stays small. The inputs are kept
+time, plus one at every "Product Added" (and at most ``max_pending_labels`` at once), so a
+burst of clicks does not train the models on twenty near-copies of the same moment, and a
+profile stays small. The inputs are kept
 as float32 (a quarter of the JSON size); that rounding happens when the label is made, so live
 and replayed runs learn from the same numbers.
 """

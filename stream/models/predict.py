@@ -67,8 +67,12 @@ def label_and_predict(
         )
         labels = resolve_outcome(labels, event.name, category, t, horizon, examples)
     in_order = previous_seen_ms is None or t >= previous_seen_ms
+    # A cart action is a new situation (and the only way into cart abandonment's labels), so it
+    # makes a label however recent the last one is.
     make_label = in_order and (
-        profile.last_label_ms is None or t - profile.last_label_ms >= mc.label_every_ms
+        profile.last_label_ms is None
+        or t - profile.last_label_ms >= mc.label_every_ms
+        or event.name in CART_ACTIONS
     )
     predictions: dict[str, Any] | None = None
     new_label: bytes | None = None
@@ -93,6 +97,9 @@ def label_and_predict(
     profile.labels = labels
     return new_label, predictions
 
+
+#: Events that make a pending label even within ``label_every_ms`` of the previous one.
+CART_ACTIONS = frozenset({"Product Added"})
 
 #: Categories a next-category prediction considers beyond those the model knows.
 CANDIDATES = 5

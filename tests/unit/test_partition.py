@@ -229,3 +229,25 @@ def test_after_a_crash_between_profiles_and_snapshot_profiles_still_equal_a_repl
         stored.update(process_records(batch, stored.get, CFG, restarted).profile_bytes())
     assert stored == uninterrupted
     assert restarted.missed == 100
+
+
+def test_a_cart_add_makes_a_label_even_right_after_another() -> None:
+    """Only labels made with a cart open cart abandonment, so an add makes one at once."""
+    learner = PartitionLearner.new(0, CFG)
+    profiles: dict[str, Profile] = {}
+    store = ProfileStore(profiles.get, profiles.__setitem__)
+    learner.process(_event(viewed_event(0, "u", T0)), store, CFG)
+    learner.process(_event(viewed_event(1, "u", T0 + MIN)), store, CFG)
+    assert len(profiles["u"].labels) == 1  # the view a minute later made none
+    added = {
+        "type": "track",
+        "event": "Product Added",
+        "messageId": "added",
+        "userId": "u",
+        "timestamp": T0 + 2 * MIN,
+        "properties": {"category": "books", "product_id": "p1", "price": 20.0},
+    }
+    learner.process(_event(orjson.dumps(added)), store, CFG)
+    first, second = profiles["u"].labels
+    abandonment = 2  # the target's bit (stream.labels)
+    assert not first.open & abandonment and second.open & abandonment
