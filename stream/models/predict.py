@@ -132,12 +132,28 @@ def _binary(score: BinaryScore, target: str) -> dict[str, Any]:
             {
                 "input": name,
                 "contribution": contribution,
-                "says": f"{describe_input(name)} {'above' if above else 'below'} average"
-                f" {'raises' if contribution > 0 else 'lowers'} the {target} chance",
+                "says": f"{_state_of(name, above)} {'raises' if contribution > 0 else 'lowers'}"
+                f" the {target} chance",
             }
             for name, contribution, above in score.top_inputs
         ],
     }
+
+
+def _state_of(name: str, above: bool) -> str:
+    """What an input says about the user: yes/no for a flag, above/below average otherwise.
+
+    >>> _state_of("weekend", True), _state_of("log_cart_value", False)
+    ('weekend: yes', 'cart value below average')
+    """
+    if name in _FLAGS or name.startswith(("never_", "device_")):
+        return f"{describe_input(name)}: {'yes' if above else 'no'}"
+    return f"{describe_input(name)} {'above' if above else 'below'} average"
+
+
+#: Inputs that are 0/1 (besides ``never_*`` and ``device_*``): a flag is above its average
+#: exactly when it is set.
+_FLAGS = frozenset({"known_user", "returning_visitor", "weekend"})
 
 
 def describe_input(name: str) -> str:
