@@ -75,6 +75,9 @@ class PartitionModels:
         self.next_category_validation = MulticlassValidation()
         #: Examples refused by a learner (a non-finite input): should stay 0.
         self.refused = 0
+        #: ``versions()`` for the learned counts it was built at: every decision names the
+        #: versions, and they change only when a model learns (a label, not every event).
+        self._versions: tuple[tuple[int, int, int], dict[str, str]] | None = None
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -95,7 +98,7 @@ class PartitionModels:
             conversion,
             abandonment,
             tuple((label, round(p, 6)) for label, p in ranked),
-            self._version(NEXT_CATEGORY, self.next_category.n_learned),
+            self.versions()[NEXT_CATEGORY],
         )
 
     def _binary_score(self, target: str, z: list[float]) -> BinaryScore:
@@ -103,7 +106,7 @@ class PartitionModels:
         probability = self.priors[target].blend(model.predict_proba(z), model.n_learned)
         return BinaryScore(
             round(probability, 6),
-            self._version(target, model.n_learned),
+            self.versions()[target],
             self._top_inputs(model, z),
         )
 
@@ -126,10 +129,20 @@ class PartitionModels:
         return f"{self.config.version}/p{self.partition}/{target}@{n_learned}"
 
     def versions(self) -> dict[str, str]:
-        return {
-            **{t: self._version(t, self.binary[t].n_learned) for t in _BINARY},
-            NEXT_CATEGORY: self._version(NEXT_CATEGORY, self.next_category.n_learned),
-        }
+        """Each model's version (shared: callers only read it)."""
+        learned = (
+            self.binary[CONVERSION].n_learned,
+            self.binary[ABANDONMENT].n_learned,
+            self.next_category.n_learned,
+        )
+        if self._versions is None or self._versions[0] != learned:
+            versions = {
+                CONVERSION: self._version(CONVERSION, learned[0]),
+                ABANDONMENT: self._version(ABANDONMENT, learned[1]),
+                NEXT_CATEGORY: self._version(NEXT_CATEGORY, learned[2]),
+            }
+            self._versions = (learned, versions)
+        return self._versions[1]
 
     # -- learning ------------------------------------------------------------------------------
 
