@@ -102,7 +102,11 @@ def create_app(
     )
     #: Next offset to process per events partition (for the consumer-lag metric).
     positions: dict[int, int] = {}
-    metrics = WorkerMetrics(settings.process_id, lambda: _lag(app, names.events, positions))
+    metrics = WorkerMetrics(
+        settings.process_id,
+        lambda: _lag(app, names.events, positions),
+        lambda: {p: (lr.models.summary(), lr.missed) for p, lr in learners.items()},
+    )
     app.metrics = metrics  # type: ignore[attr-defined]
     if settings.web_enabled:
         register_pages(app, metrics)
@@ -137,8 +141,6 @@ def create_app(
                     result.counters["eviction:evicted"] += evicted
             metrics.observe_batch(result, emitted_at_ms)
             metrics.observe_watermark(partition, watermark)
-            learner = learners[partition]
-            metrics.observe_models(partition, learner.models.summary(), learner.missed)
         for a in admitted:
             await _settle(a, sequencer, app.consumer, metrics)
         for a in work:

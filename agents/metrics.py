@@ -45,6 +45,8 @@ LATENCY_BUCKETS_S = (
 
 #: Consumer lag per source partition, read at scrape time: {partition: records behind}.
 LagReader = Callable[[], Mapping[int, int]]
+#: Each assigned partition's model summary (``PartitionModels.summary()``) and missed labels.
+ModelsReader = Callable[[], Mapping[int, tuple[dict[str, Any], int]]]
 
 #: Recent latencies kept for the dashboard's percentiles (the histogram is for Prometheus).
 _RECENT = 4096
@@ -54,10 +56,14 @@ _SKIP_REASONS = ("duplicate", "already_applied")
 class WorkerMetrics:
     """The metrics of one worker process, in a registry of its own."""
 
-    def __init__(self, worker_id: str, lag: LagReader | None = None) -> None:
+    def __init__(
+        self, worker_id: str, lag: LagReader | None = None, models: ModelsReader | None = None
+    ) -> None:
         self.worker_id = worker_id
         self.registry = CollectorRegistry(auto_describe=True)
         self._lag = lag or dict
+        #: Read when scraped, not per batch: a summary costs ~0.3 ms (AUC over the histogram).
+        self._read_models = models
         self.counters: Counter[str] = Counter()
         #: Each processed partition's latest model summary (``PartitionModels.summary()``).
         self.models: dict[int, dict[str, Any]] = {}
@@ -247,12 +253,20 @@ class WorkerMetrics:
         except Exception:  # a scrape must not fail because the consumer is rebalancing
             return {}
 
+    def refresh_models(self) -> None:
+        """Take each assigned partition's model summary from the reader, if there is one."""
+        if self._read_models is not None:
+            for partition, (summary, missed) in self._read_models().items():
+                self.observe_models(partition, summary, missed)
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric of this worker."""
+        self.refresh_models()
         return generate_latest(self.registry)
 
     def snapshot(self) -> dict[str, Any]:
         """What the dashboard shows (``/stats.json``): totals, recent latency, mix, partitions."""
+        self.refresh_models()
         counters = self.counters
         lag = self.read_lag()
         return {

@@ -156,3 +156,18 @@ def test_registries_are_per_app() -> None:
     first, second = WorkerMetrics("a"), WorkerMetrics("b")
     first.observe_batch(BatchResult(counters=Counter({"events_in": 2})), EMITTED_MS)
     assert _samples(second)[("liveprofiles_events_in_total", ())] == 0
+
+
+def test_model_figures_are_read_when_scraped() -> None:
+    summaries = {1: ({"conversion": {"count": 5, "roc_auc": 0.6, "log_loss": 0.5}}, 0)}
+    metrics = WorkerMetrics("w1", models=lambda: summaries)
+    assert metrics.snapshot()["models"] == [
+        {"partition": 1, "target": "conversion", "count": 5, "roc_auc": 0.6, "log_loss": 0.5}
+    ]
+    summaries[1] = ({"conversion": {"count": 9, "roc_auc": 0.7, "log_loss": 0.4}}, 2)
+    samples = _samples(metrics)
+    assert (
+        samples[("liveprofiles_model_online_auc", (("partition", "1"), ("target", "conversion")))]
+        == 0.7
+    )
+    assert samples[("liveprofiles_model_missed_labels", (("partition", "1"),))] == 2
