@@ -81,6 +81,8 @@ def _device(kind: str) -> Transform:
     return transform
 
 
+_DEVICES = {kind: _device(kind) for kind in ("mobile", "tablet", "desktop")}
+
 _DURATIONS = (
     "ms_since_product_viewed",
     "ms_since_product_added",
@@ -119,10 +121,11 @@ _FIXED: tuple[tuple[str, str, Transform], ...] = (
     ("local_hour_sin", "context_local_hour", _hour_sin),
     ("local_hour_cos", "context_local_hour", _hour_cos),
     ("weekend", "context_weekday", _weekend),
-    ("device_mobile", "context_device_type", _device("mobile")),
-    ("device_tablet", "context_device_type", _device("tablet")),
-    ("device_desktop", "context_device_type", _device("desktop")),
+    *((f"device_{kind}", "context_device_type", _DEVICES[kind]) for kind in _DEVICES),
 )
+
+#: Transforms whose value is 0 or 1: an explanation says "yes"/"no" for these inputs.
+_FLAG_TRANSFORMS: frozenset[Transform] = frozenset({_flag, _never, _weekend, *_DEVICES.values()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,8 @@ class ModelInputs:
     """The input layout for one catalog: names in order, and how to read each from features."""
 
     names: tuple[str, ...]
+    #: The inputs that are 0/1 flags.
+    flags: frozenset[str]
     _reads: tuple[tuple[str, Transform], ...]
     #: The feature groups the inputs read (see stream.features.FeatureView).
     _groups: tuple[str, ...]
@@ -162,6 +167,7 @@ def _build(catalog: Catalog) -> ModelInputs:
     reads = [*_window_reads(catalog), *_FIXED]
     return ModelInputs(
         names=tuple(name for name, _, _ in reads),
+        flags=frozenset(name for name, _, transform in reads if transform in _FLAG_TRANSFORMS),
         _reads=tuple((feature, transform) for _, feature, transform in reads),
         _groups=tuple(dict.fromkeys(group_of(feature) for _, feature, _ in reads)),
     )

@@ -83,7 +83,8 @@ def label_and_predict(
         candidates = _candidates(features["category_affinities"])
         cart = features["cart_lines"] > 0
         if models is not None:
-            predictions = _predictions(models.score(inputs, candidates, category, cart))
+            flags = model_inputs(config.features.catalog).flags
+            predictions = _predictions(models.score(inputs, candidates, category, cart), flags)
         if make_label:
             new_label = pack_inputs(inputs)
             session_start = now - features["ms_since_session_start"]
@@ -111,12 +112,12 @@ def _candidates(affinities: Mapping[str, float]) -> tuple[tuple[str, float], ...
     return tuple(ranked[:CANDIDATES])
 
 
-def _predictions(scores: Scores) -> dict[str, Any]:
+def _predictions(scores: Scores, flags: frozenset[str]) -> dict[str, Any]:
     return {
-        "conversion": _binary(scores.conversion, "conversion"),
+        "conversion": _binary(scores.conversion, "conversion", flags),
         "abandonment": None
         if scores.abandonment is None
-        else _binary(scores.abandonment, "cart abandonment"),
+        else _binary(scores.abandonment, "cart abandonment", flags),
         "next_category": {
             "top": [list(pair) for pair in scores.next_category],
             "model": scores.next_category_model,
@@ -124,7 +125,7 @@ def _predictions(scores: Scores) -> dict[str, Any]:
     }
 
 
-def _binary(score: BinaryScore, target: str) -> dict[str, Any]:
+def _binary(score: BinaryScore, target: str, flags: frozenset[str]) -> dict[str, Any]:
     return {
         "p": score.probability,
         "model": score.model,
@@ -132,7 +133,8 @@ def _binary(score: BinaryScore, target: str) -> dict[str, Any]:
             {
                 "input": name,
                 "contribution": contribution,
-                "says": f"{_state_of(name, above)} {'raises' if contribution > 0 else 'lowers'}"
+                "says": f"{_state_of(name, above, name in flags)}"
+                f" {'raises' if contribution > 0 else 'lowers'}"
                 f" the {target} chance",
             }
             for name, contribution, above in score.top_inputs
@@ -140,20 +142,16 @@ def _binary(score: BinaryScore, target: str) -> dict[str, Any]:
     }
 
 
-def _state_of(name: str, above: bool) -> str:
-    """What an input says about the user: yes/no for a flag, above/below average otherwise.
+def _state_of(name: str, above: bool, flag: bool) -> str:
+    """What an input says about the user: yes/no for a flag (a flag is above its average
+    exactly when it is set), above/below average otherwise.
 
-    >>> _state_of("weekend", True), _state_of("log_cart_value", False)
+    >>> _state_of("weekend", True, flag=True), _state_of("log_cart_value", False, flag=False)
     ('weekend: yes', 'cart value below average')
     """
-    if name in _FLAGS or name.startswith(("never_", "device_")):
+    if flag:
         return f"{describe_input(name)}: {'yes' if above else 'no'}"
     return f"{describe_input(name)} {'above' if above else 'below'} average"
-
-
-#: Inputs that are 0/1 (besides ``never_*`` and ``device_*``): a flag is above its average
-#: exactly when it is set.
-_FLAGS = frozenset({"known_user", "returning_visitor", "weekend"})
 
 
 def describe_input(name: str) -> str:
