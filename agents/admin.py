@@ -25,6 +25,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     return [
         NewTopic(names.events, parts, repl),
         NewTopic(names.decisions, parts, repl),
+        NewTopic(names.rewards, parts, repl),
         NewTopic(names.deadletters, parts, repl),
         NewTopic(names.profiles_changelog, parts, repl, topic_configs=compacted),
         NewTopic(names.learners_changelog, parts, repl, topic_configs=compacted),

@@ -389,6 +389,12 @@ async def _send_outputs(
                     None,
                 )
             )
+        for reward in result.rewards:
+            pending.append(
+                await producer.send(
+                    topics.rewards, reward.user_key.encode(), reward.to_bytes(), None, None, None
+                )
+            )
         for letter in result.deadletters:
             pending.append(
                 await producer.send(

@@ -33,6 +33,7 @@ from stream import (
     step,
 )
 from stream.partition import PartitionLearner, ProfileStore
+from stream.rewards import Reward
 
 __all__ = ["BatchResult", "RawRecord", "process_records"]
 
@@ -53,6 +54,8 @@ class BatchResult:
     """What a batch produced: decisions and dead letters to send, profiles to store, counts."""
 
     decisions: list[Decision] = field(default_factory=list)
+    #: Decisions whose reward window closed in this batch (``reward.v1``, keyed by user).
+    rewards: list[Reward] = field(default_factory=list)
     #: Kafka timestamp of the record behind each decision (same order as ``decisions``).
     decision_record_ms: list[int | None] = field(default_factory=list)
     deadletters: list[DeadLetter] = field(default_factory=list)
@@ -160,6 +163,9 @@ def _step_one(
     result.applied.setdefault(event.user_key, []).append(event)
     result.decisions.extend(outputs.decisions)
     result.counters["decisions_out"] += len(outputs.decisions)
+    if outputs.rewards:
+        result.rewards.extend(outputs.rewards)
+        result.counters["rewards_out"] += len(outputs.rewards)
     if outputs.skipped:
         result.counters[f"skipped:{outputs.skipped}"] += 1
     for note in outputs.notes:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from stream.decision import DECISION_SCHEMA
 from stream.partition import LEARNER_SCHEMA
 from stream.profile import PROFILE_SCHEMA
+from stream.rewards import REWARD_SCHEMA
 
 __all__ = ["DEFAULT_PREFIX", "Names"]
 
@@ -36,9 +37,14 @@ class Names:
 
     @property
     def decisions(self) -> str:
-        """Decisions out (``decision.v2`` JSON), keyed by user key; the topic's version is the
+        """Decisions out (``decision.v3`` JSON), keyed by user key; the topic's version is the
         schema's."""
         return f"{self.prefix}.decisions." + DECISION_SCHEMA.removeprefix("decision.")
+
+    @property
+    def rewards(self) -> str:
+        """Settled decisions (``reward.v1`` JSON: what each earned), keyed by user key."""
+        return f"{self.prefix}.rewards." + REWARD_SCHEMA.removeprefix("reward.")
 
     @property
     def deadletters(self) -> str:
@@ -47,7 +53,7 @@ class Names:
 
     @property
     def profiles_table(self) -> str:
-        """The profiles table (one ``profile.v4`` value per user).
+        """The profiles table (one ``profile.v5`` value per user).
 
         Its version follows the profile schema's: a worker of a new schema starts from a new
         table (rebuilt from the events it replays) instead of failing on every stored profile.

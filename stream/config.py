@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from stream.catalog import DEFAULT_CATALOG, Catalog
 from stream.exceptions import ConfigError
+from stream.policyconfig import DEFAULT_POLICY, PolicyConfig
 from stream.windows import DAY_MS, MINUTE_MS
 
 __all__ = ["FeatureConfig", "ModelConfig", "PolicyConfig", "StepConfig"]
@@ -45,27 +46,6 @@ class FeatureConfig:
         if self.idle_horizon_ms <= 7 * DAY_MS:
             # Shorter would wipe the 7-day windows and session history of a weekly visitor.
             raise ConfigError("idle_horizon_ms must be longer than the 7-day features")
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyConfig:
-    """Thresholds of the rule-based default policy (see :mod:`stream.policy`)."""
-
-    version: str = "rules-v2"
-    discount_min_cart_value: float = 50.0
-    discount_min_views_since_add: int = 3
-    signup_min_page_views: int = 5
-    #: Decayed category affinity (a view counts 1, an add 3, an order 5) to recommend it.
-    recommend_min_affinity: float = 3.0
-
-    def __post_init__(self) -> None:
-        if self.discount_min_cart_value < 0:
-            raise ConfigError("discount_min_cart_value must be >= 0")
-        if self.recommend_min_affinity <= 0:
-            raise ConfigError("recommend_min_affinity must be > 0")
-        for name in ("discount_min_views_since_add", "signup_min_page_views"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +96,7 @@ class StepConfig:
 
     feature_version: str = "features-v2"
     features: FeatureConfig = FeatureConfig()
-    policy: PolicyConfig = PolicyConfig()
+    policy: PolicyConfig = DEFAULT_POLICY
     models: ModelConfig = ModelConfig()
     #: How many recent message ids each profile remembers to apply duplicates once.
     dedupe_window: int = 64
@@ -131,3 +111,8 @@ class StepConfig:
                 raise ConfigError(f"{name} must be >= 1")
         if not self.max_price > 0:
             raise ConfigError("max_price must be > 0")
+        from stream.features import feature_names  # features import this module
+
+        unknown = self.policy.catalog.unknown_features(feature_names(self))
+        if unknown:
+            raise ConfigError(f"the action catalog reads unknown features: {unknown}")

@@ -1,4 +1,4 @@
-"""The decision contract (schema ``decision.v2``): what downstream services consume.
+"""The decision contract (schema ``decision.v3``): what downstream services consume.
 
 A decision is a pure function of the profile and the causing event, so its id is derived from
 the event alone: replaying a log, or re-delivering a record after a crash, gives the same id and
@@ -23,7 +23,7 @@ __all__ = [
     "decision_id",
 ]
 
-DECISION_SCHEMA = "decision.v2"
+DECISION_SCHEMA = "decision.v3"
 
 Scalar = str | int | float | bool | None
 
@@ -52,12 +52,14 @@ class Reason(NamedTuple):
 
 
 class Alternative(NamedTuple):
-    """An action the policy considered, with its score and whether its rule made it eligible."""
+    """An action the policy considered: its predicted reward, whether it was eligible (``rule``
+    says why not, or ``"eligible"``), and the probability the policy had of choosing it."""
 
     action: str
     score: float
     eligible: bool
     rule: str
+    probability: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +67,7 @@ class Alternative(NamedTuple):
             "score": self.score,
             "eligible": self.eligible,
             "rule": self.rule,
+            "probability": self.probability,
         }
 
 
@@ -89,6 +92,10 @@ class Decision(NamedTuple):
     #: What the online models predict for this user now (``None`` when no models ran): per
     #: target, the probability or ranking, the model version, and the inputs that weighed most.
     predictions: dict[str, Any] | None = None
+    #: How the policy chose: its version (with the bandit's learned count), the variant's kind,
+    #: the exploration rate and whether this decision explored, whether it kept the previous
+    #: action (``sticky``), the predicted reward of each eligible action, and the context.
+    policy: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +120,7 @@ class Decision(NamedTuple):
             "reasons": [r.to_dict() for r in self.reasons],
             "versions": self.versions,
             "predictions": self.predictions,
+            "policy": self.policy,
         }
 
     def to_bytes(self, emitted_at_ms: int | None = None) -> bytes:

@@ -128,6 +128,11 @@ def apply_event(
     return notes
 
 
+def feature_names(config: StepConfig) -> frozenset[str]:
+    """The name of every feature (those of the window catalog included)."""
+    return frozenset(FeatureView(Profile(user_key=""), config))
+
+
 def feature_vector(profile: Profile, config: StepConfig) -> FeatureView:
     """Every feature, as of the user's latest event time (computed group by group on access)."""
     return FeatureView(profile, config)

@@ -37,7 +37,7 @@ import bisect
 import heapq
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -48,7 +48,10 @@ from stream.exceptions import SnapshotError
 from stream.labels import Example, deadline, expire
 from stream.models.inputs import model_inputs
 from stream.models.learner import PartitionModels
+from stream.policylearner import PolicyLearner
 from stream.profile import Profile
+from stream.rewards import Reward, close
+from stream.rewards import deadline as reward_deadline
 from stream.step import SKIP_ALREADY_APPLIED, StepOutputs, step
 
 __all__ = ["LEARNER_SCHEMA", "LabelClock", "Observer", "PartitionLearner", "ProfileStore"]
@@ -57,7 +60,7 @@ __all__ = ["LEARNER_SCHEMA", "LabelClock", "Observer", "PartitionLearner", "Prof
 #: learned: how the evaluation command sees each prediction against its outcome.
 Observer = Callable[[str, Example, "float | list[tuple[str, float]]"], None]
 
-LEARNER_SCHEMA = "partition-learner.v1"
+LEARNER_SCHEMA = "partition-learner.v2"
 
 
 class ProfileStore:
@@ -112,6 +115,7 @@ class PartitionLearner:
     partition: int
     models: PartitionModels
     clock: LabelClock
+    policy: PolicyLearner
     #: (settle-after time, user key), lazily invalidated: ``due`` holds each user's current one.
     heap: list[tuple[int, str]] = field(default_factory=list)
     due: dict[str, int] = field(default_factory=dict)
@@ -129,12 +133,13 @@ class PartitionLearner:
             partition,
             PartitionModels(names, config.models, partition),
             LabelClock(config.models.label_lateness_ms),
+            PolicyLearner(config.policy, partition),
         )
 
     def process(self, event: Event, store: ProfileStore, config: StepConfig) -> StepOutputs:
         """Step one event of this partition (in offset order) and learn what it taught."""
         user = event.user_key
-        profile, outputs = step(store.get(user), event, config, self.models)
+        profile, outputs = step(store.get(user), event, config, self.models, self.policy)
         store.put(user, profile)
         offset = event.source.offset if event.source is not None else None
         if offset is not None:
@@ -148,6 +153,7 @@ class PartitionLearner:
             if outputs.new_label is not None:
                 self.models.observe_inputs(outputs.new_label)
             self._learn(user, outputs.examples)
+            self._reward(outputs.rewards, config)
         elif outputs.skipped == SKIP_ALREADY_APPLIED:
             # The profile was stored after this record, the snapshot before it (a crash in
             # between): its labels are lost to the models. The clock and the index below still
@@ -158,8 +164,14 @@ class PartitionLearner:
         self._index(user, profile, config)
         now = self.clock.observe(event.timestamp_ms)
         if now is not None:
-            self._settle(now, store, config)
+            settled = self._settle(now, store, config)
+            if settled:
+                outputs = replace(outputs, rewards=outputs.rewards + tuple(settled))
         return outputs
+
+    def _reward(self, rewards: Sequence[Reward], config: StepConfig) -> None:
+        for reward in rewards:
+            self.policy.learn(reward, config.policy)
 
     def _learn(self, user: str, examples: Sequence[Example]) -> None:
         learn, observer = self.models.learn, self.observer
@@ -175,14 +187,20 @@ class PartitionLearner:
             config.models.conversion_horizon_ms,
             config.features.session_gap_ms,
         )
+        rewards_after = reward_deadline(profile.decisions, config.policy.rewards)
+        if rewards_after is not None and (settles_after is None or rewards_after < settles_after):
+            settles_after = rewards_after
         if settles_after is None:
             self.due.pop(user, None)
         elif self.due.get(user) != settles_after:
             self.due[user] = settles_after
             heapq.heappush(self.heap, (settles_after, user))
 
-    def _settle(self, now: int, store: ProfileStore, config: StepConfig) -> None:
+    def _settle(self, now: int, store: ProfileStore, config: StepConfig) -> list[Reward]:
+        """Resolve the labels and settle the decisions of every user the clock has passed;
+        return the settled decisions (already learned)."""
         heap, due = self.heap, self.due
+        settled: list[Reward] = []
         while heap and heap[0][0] < now:
             settles_after, user = heapq.heappop(heap)
             if due.get(user) != settles_after:
@@ -203,10 +221,18 @@ class PartitionLearner:
                 config.features.session_gap_ms,
                 examples,
             )
+            rewards: list[Reward] = []
+            if profile.decisions:
+                profile.decisions = close(
+                    profile.decisions, now, config.policy.rewards, user, rewards
+                )
             store.put(user, profile)
             self._learn(user, examples)
+            self._reward(rewards, config)
+            settled.extend(rewards)
             del due[user]
             self._index(user, profile, config)
+        return settled
 
     # -- snapshots -----------------------------------------------------------------------------
 
@@ -216,6 +242,7 @@ class PartitionLearner:
                 "schema": LEARNER_SCHEMA,
                 "partition": self.partition,
                 "models": self.models.to_state(),
+                "policy": self.policy.to_state(),
                 "clock": self.clock.to_state(),
                 # Sorted: the index's content, not the heap's layout, is the state.
                 "due": sorted(self.due.items()),
@@ -235,6 +262,7 @@ class PartitionLearner:
                 int(doc["partition"]),
                 PartitionModels.from_state(doc["models"], config.models),
                 LabelClock(config.models.label_lateness_ms),
+                PolicyLearner.from_state(doc["policy"], config.policy, int(doc["partition"])),
             )
             learner.clock.restore(doc["clock"])
             learner.due = {str(user): int(at) for user, at in doc["due"]}

@@ -1,165 +1,87 @@
-"""The rule-based default policy (``rules-v2``): an explicit, readable baseline.
+"""The next-best-action policy: eligibility, guardrails, consent, experiments and exploration.
 
-Every action has one rule that says whether it is eligible for this user now and with what score.
-The policy picks the eligible action with the highest priority; ``none`` is always eligible, so
-there is always a decision. Rules, highest priority first:
+For every event the policy decides, in this order:
 
-==================  ==========================================================================
-action              eligible when (thresholds in :class:`~stream.config.PolicyConfig`)
-==================  ==========================================================================
-none (protect)      the event is "Checkout Started" or "Order Completed": never interrupt a
-                    purchase in progress or just finished
-offer_discount      cart value >= ``discount_min_cart_value`` and at least
-                    ``discount_min_views_since_add`` product views since the last add (the user
-                    hesitates); score grows with the cart value
-remind_cart         the cart is not empty and the event is not itself a cart action
-invite_signup       the user is anonymous and has at least ``signup_min_page_views`` page,
-                    screen or product views
-recommend_category  the strongest decayed category affinity is at least
-                    ``recommend_min_affinity`` (a view counts 1, an add 3, an order 5, halving
-                    every week); the category is the decision's ``params.category``
-none                always (score 0)
-==================  ==========================================================================
-
-The policy is deterministic, so every decision's propensity is 1.0 and its variant ``champion``;
-later policies (bandits, experiments) keep the same contract.
+1. **Variant**: the user's experiment variant, by a hash of their key (sticky, see
+   :mod:`stream.experiments`).
+2. **Forced default**: a user who opted out of personalization, or an event that is a purchase
+   step (the catalog's ``quiet_events``), gets the default action; no choice is made, so nothing
+   is learned from it.
+3. **Eligibility**: each catalog action's conditions (:mod:`stream.actions`), then its frequency
+   caps and cooldown (:mod:`stream.guardrails`). The default action is always eligible. Every
+   action that is not eligible says why, in the decision's alternatives.
+4. **Session consistency**: the action of the user's previous new choice in this session and
+   variant is *running*. If the set of actions whose conditions hold is the same as then (so the
+   running one's still do), the running action is kept (``sticky``; propensity 1): the context
+   changed *materially* exactly when that set changed (a cart filled or emptied, a model score
+   crossed an eligibility threshold) or a new session began. A sticky decision is not a start
+   and waits for no reward of its own: it is the same offer, still showing. When the context did
+   change, the running action stays eligible despite its own caps and cooldown (they limit new
+   starts; choosing it again is not one).
+5. **Choice**, by the variant's kind: ``default`` (holdout) the default action; ``priority`` the
+   highest-priority eligible action; ``bandit`` the eligible action with the highest predicted
+   reward in this context, or with probability ``exploration`` one drawn uniformly among the
+   eligible actions. The draw is seeded by the decision id, so a replay draws the same. Every
+   decision logs the probability it had of choosing what it chose (``propensity``) and each
+   alternative's, which is what off-policy evaluation needs (:mod:`stream.ope`).
+6. A new choice is recorded as a start (for the guardrails) and as a pending decision whose
+   reward is joined in event time (:mod:`stream.rewards`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from math import log1p
+from typing import Any
 
-from stream.config import PolicyConfig, StepConfig
+from stream.actions import ActionSpec, eligibility, read_value, resolve_params
+from stream.bandit import LinearBandit, epsilon_schedule, uniform_from
+from stream.config import StepConfig
 from stream.decision import Alternative, Decision, Reason, Scalar, decision_id
 from stream.events import Event
+from stream.experiments import assign_variant
+from stream.guardrails import blocked, forgotten_before, record_start
+from stream.memo import PerObject
+from stream.policyconfig import PolicyConfig, Variant
+from stream.policylearner import CONTEXT_NAMES, PolicyLearner
 from stream.profile import Profile
+from stream.rewards import PendingDecision
 
-__all__ = ["ACTIONS", "Rule", "decide"]
+__all__ = ["NOTE_DECISION_DROPPED", "context_vector", "decide"]
 
-_CART_EVENTS = frozenset({"Product Added", "Product Removed", "Cart Viewed"})
-_PROTECTED_EVENTS = frozenset({"Checkout Started", "Order Completed"})
+#: A user had ``max_pending`` decisions waiting for rewards; the oldest was dropped unlearned.
+NOTE_DECISION_DROPPED = "decision_dropped"
 
-#: The feature vector the rules read (see stream.features.feature_vector).
+#: The feature vector the policy reads (see stream.features.feature_vector).
 Features = Mapping[str, Any]
-#: (eligible, score in [0, 1]): what every rule computes for every event.
-Verdict = tuple[bool, float]
-#: (sentence, the features it used, the action's params): only for the chosen rule.
-Explanation = tuple[str, dict[str, Scalar], dict[str, Scalar]]
 
 
-class Rule(NamedTuple):
-    """One action's rule, split in two: ``check`` runs for every rule on every event (it must
-    be cheap: it decides eligibility and the score the alternatives report), ``explain`` only
-    for the chosen one (formatting six sentences per event cost more than the decision)."""
+def context_vector(features: Features, predictions: Mapping[str, Any] | None) -> tuple[float, ...]:
+    """The bandit's context (:data:`~stream.policylearner.CONTEXT_NAMES`), each roughly in [0, 1].
 
-    action: str
-    name: str
-    check: Callable[[Features, Event, PolicyConfig], Verdict]
-    explain: Callable[[Features, Event, PolicyConfig], Explanation]
-
-
-def _protect_purchase(f: Features, event: Event, cfg: PolicyConfig) -> Verdict:
-    active = event.name in _PROTECTED_EVENTS
-    return active, 1.0 if active else 0.0
-
-
-def _explain_protect(f: Features, event: Event, cfg: PolicyConfig) -> Explanation:
-    verb = "is" if event.name in _PROTECTED_EVENTS else "is not"
-    return f"{event.name!r} {verb} a purchase step", {}, {}
-
-
-def _offer_discount(f: Features, event: Event, cfg: PolicyConfig) -> Verdict:
-    value = f["cart_value"]
-    if value < cfg.discount_min_cart_value or f["views_since_add"] < (
-        cfg.discount_min_views_since_add
-    ):
-        return False, 0.0
-    return True, round(min(1.0, value / (4 * cfg.discount_min_cart_value or 1.0)), 4)
-
-
-def _explain_discount(f: Features, event: Event, cfg: PolicyConfig) -> Explanation:
-    value, views = f["cart_value"], f["views_since_add"]
-    return (
-        f"cart worth {value:.2f} (needs {cfg.discount_min_cart_value:.2f}) and {views}"
-        f" product views since the last add (needs {cfg.discount_min_views_since_add})",
-        {"cart_value": value, "views_since_add": views},
-        {},
+    Rounded to 6 decimals: it is stored with every pending decision, and the bandit needs no more.
+    """
+    scores = _scores(predictions) or {}
+    values = (
+        1.0,
+        scores.get("conversion", 0.0),
+        scores.get("abandonment") or 0.0,
+        1.0 if features["cart_lines"] > 0 else 0.0,
+        min(log1p(max(features["cart_value"], 0.0)) / 7.0, 1.5),
+        1.0 if features["known_user"] else 0.0,
+        min(features["session_events"], 50) / 50.0,
+        min(features["views_since_add"], 10) / 10.0,
     )
+    return tuple(round(float(v), 6) for v in values)
 
 
-def _remind_cart(f: Features, event: Event, cfg: PolicyConfig) -> Verdict:
-    lines = f["cart_lines"]
-    if lines > 0 and event.name not in _CART_EVENTS:
-        return True, round(0.5 + 0.1 * min(lines, 5), 4)
-    return False, 0.0
-
-
-def _explain_cart(f: Features, event: Event, cfg: PolicyConfig) -> Explanation:
-    lines = f["cart_lines"]
-    return (
-        f"{lines} product(s) in the cart; current event {event.name!r}",
-        {"cart_lines": lines},
-        {},
-    )
-
-
-def _invite_signup(f: Features, event: Event, cfg: PolicyConfig) -> Verdict:
-    views = f["views_total"]
-    if f["known_user"] or views < cfg.signup_min_page_views:
-        return False, 0.0
-    return True, round(min(1.0, views / (4 * cfg.signup_min_page_views)), 4)
-
-
-def _explain_signup(f: Features, event: Event, cfg: PolicyConfig) -> Explanation:
-    views, known = f["views_total"], f["known_user"]
-    who = "known" if known else "anonymous"
-    return (
-        f"{who} user with {views} views (needs anonymous and {cfg.signup_min_page_views})",
-        {"views_total": views, "known_user": known},
-        {},
-    )
-
-
-def _recommend_category(f: Features, event: Event, cfg: PolicyConfig) -> Verdict:
-    if f["top_category"] is None:
-        return False, 0.0
-    affinity = f["top_category_affinity"]
-    if affinity < cfg.recommend_min_affinity:
-        return False, 0.0
-    return True, round(min(1.0, affinity / (4 * cfg.recommend_min_affinity)), 4)
-
-
-def _explain_category(f: Features, event: Event, cfg: PolicyConfig) -> Explanation:
-    top, affinity = f["top_category"], f["top_category_affinity"]
-    if top is None:
-        return "no category interest yet", {}, {}
-    eligible = affinity >= cfg.recommend_min_affinity
-    return (
-        f"strongest category interest {top!r}, decayed affinity {affinity:.2f}"
-        f" (needs {cfg.recommend_min_affinity:.2f}; a view counts 1, an add 3)",
-        {"top_category": top, "top_category_affinity": affinity},
-        {"category": top} if eligible else {},
-    )
-
-
-def _do_nothing(f: Features, event: Event, cfg: PolicyConfig) -> Verdict:
-    return True, 0.0
-
-
-def _explain_nothing(f: Features, event: Event, cfg: PolicyConfig) -> Explanation:
-    return "default: no other action is eligible", {}, {}
-
-
-#: The rules, highest priority first.
-ACTIONS: tuple[Rule, ...] = (
-    Rule("none", "protect_purchase", _protect_purchase, _explain_protect),
-    Rule("offer_discount", "hesitating_cart", _offer_discount, _explain_discount),
-    Rule("remind_cart", "open_cart", _remind_cart, _explain_cart),
-    Rule("invite_signup", "engaged_anonymous", _invite_signup, _explain_signup),
-    Rule("recommend_category", "category_interest", _recommend_category, _explain_category),
-    Rule("none", "default", _do_nothing, _explain_nothing),
-)
+def _scores(predictions: Mapping[str, Any] | None) -> dict[str, float] | None:
+    if predictions is None:
+        return None
+    scores = {"conversion": predictions["conversion"]["p"]}
+    if predictions.get("abandonment") is not None:
+        scores["abandonment"] = predictions["abandonment"]["p"]
+    return scores
 
 
 def decide(
@@ -169,35 +91,248 @@ def decide(
     config: StepConfig,
     versions: dict[str, Any],
     predictions: dict[str, Any] | None = None,
+    learner: PolicyLearner | None = None,
+    notes: list[str] | None = None,
 ) -> Decision:
-    """The decision for ``profile`` (with its ``features``) right after it absorbed ``event``."""
-    cfg = config.policy
-    verdicts = [rule.check(features, event, cfg) for rule in ACTIONS]
-    chosen_at = next(i for i, (eligible, _) in enumerate(verdicts) if eligible)
-    chosen = ACTIONS[chosen_at]
-    detail, used, params = chosen.explain(features, event, cfg)
-    alternatives = tuple(
-        [
-            Alternative(rule.action, score, eligible, rule.name)
-            for rule, (eligible, score) in zip(ACTIONS, verdicts, strict=True)
-            if rule is not chosen
-        ]
+    """The decision for ``profile`` right after it absorbed ``event`` (updates the profile's
+    policy state: starts, the last choice, pending decisions)."""
+    policy = config.policy
+    did = decision_id(policy.version, event.user_key, event.message_id)
+    variant = _variant(policy, event.user_key)
+    forced = _forced(profile, event, policy)
+    verdicts = _verdicts(profile, features, event, policy, predictions, forced)
+    # "allowed": the conditions hold; "eligible": the guardrails also allow a new start.
+    allowed = tuple(name for name, condition, _ in verdicts if condition is None)
+    eligible = tuple(name for name, condition, guard in verdicts if condition is guard is None)
+    bandit = _bandit_of(variant, learner, policy)
+    context = context_vector(features, predictions)
+    scored = (
+        dict(zip(allowed, bandit.scores(list(context), allowed), strict=True)) if bandit else {}
     )
+    running = _running(profile, features, variant)
+    if running in allowed and running not in eligible:
+        # The running action's own caps and cooldown limit new starts, not its continuation.
+        eligible = tuple(name for name in allowed if name in eligible or name == running)
+    kept = None if forced is not None else _kept(profile, running, allowed)
+    if kept is not None:
+        chosen, propensity, probabilities, how = kept, 1.0, {kept: 1.0}, ("sticky", _STICKY)
+    else:
+        chosen, propensity, probabilities, how = _choose(
+            policy, variant, eligible, bandit, context, did, forced
+        )
+    if kept is None and forced is None:
+        start = chosen != running
+        _record(profile, event, policy, chosen, variant.name, propensity, context, did, start)
+        if len(profile.decisions) > policy.rewards.max_pending:
+            del profile.decisions[0]
+            if notes is not None:
+                notes.append(NOTE_DECISION_DROPPED)
+        profile.choice = [chosen, variant.name, features["sessions_total"], list(allowed)]
+    spec = _spec(policy, chosen)
+    alternatives = tuple(
+        Alternative(
+            name,
+            scored.get(name, 0.0),
+            name in eligible,
+            condition or (None if name in eligible else guard) or "eligible",
+            round(probabilities.get(name, 0.0), 12),
+        )
+        for name, condition, guard in verdicts
+        if name != chosen
+    )
+    reasons = (Reason(how[0], how[1], {}), _eligibility_reason(spec, features, event, predictions))
+    block = {
+        "version": learner.version_of(variant.name) if learner else policy.version,
+        "kind": variant.kind,
+        "exploration_rate": _epsilon(variant, bandit),
+        "explored": how[0] == "bandit_explore",
+        "sticky": how[0] == "sticky",
+        "eligible": list(eligible),
+        "scores": scored,
+        "context": dict(zip(CONTEXT_NAMES, context, strict=True)),
+    }
     return Decision(
-        decision_id(cfg.version, event.user_key, event.message_id),
+        did,
         event.user_key,
         profile.user_id,
         profile.anonymous_id,
         event.message_id,
         event.name,
         event.timestamp_ms,
-        chosen.action,
-        verdicts[chosen_at][1],
-        1.0,
-        "champion",
-        params,
+        chosen,
+        scored.get(chosen, 0.0),
+        round(propensity, 12),
+        variant.name,
+        resolve_params(spec, features),
         alternatives,
-        (Reason(chosen.name, detail, used),),
+        reasons,
         versions,
         predictions,
+        block,
     )
+
+
+def _variant(policy: PolicyConfig, user_key: str) -> Variant:
+    shares = _shares(policy)
+    return policy.variant(assign_variant(user_key, policy.salt, shares))
+
+
+_shares: PerObject[PolicyConfig, list[tuple[str, float]]] = PerObject(
+    lambda policy: [(v.name, v.share) for v in policy.variants]
+)
+
+
+def _forced(profile: Profile, event: Event, policy: PolicyConfig) -> tuple[str, str] | None:
+    """(rule, detail) when the user must get the default action whatever else holds."""
+    if profile.consent is False:
+        return "opted_out", "the user opted out of personalization"
+    if event.name in policy.catalog.quiet_events:
+        return "protect_purchase", f"{event.name!r} is a purchase step: never interrupt it"
+    return None
+
+
+def _verdicts(
+    profile: Profile,
+    features: Features,
+    event: Event,
+    policy: PolicyConfig,
+    predictions: Mapping[str, Any] | None,
+    forced: tuple[str, str] | None,
+) -> list[tuple[str, str | None, str | None]]:
+    """Each action (priority order) with why its conditions fail and why its guardrails block
+    a new start (``None``: they do not)."""
+    catalog = policy.catalog
+    scores = _scores(predictions)
+    t = event.timestamp_ms
+    latest = profile.last_seen_ms if profile.last_seen_ms is not None else t
+    forgotten = forgotten_before(latest, catalog)
+    verdicts: list[tuple[str, str | None, str | None]] = []
+    for index, spec in enumerate(catalog.actions):
+        if spec.name == catalog.default_action:
+            verdicts.append((spec.name, None, None))
+            continue
+        condition = (
+            forced[0] if forced else eligibility(catalog, index, features, event.name, scores)
+        )
+        guard = None if condition else blocked(spec, profile.starts, t, forgotten)
+        verdicts.append((spec.name, condition, guard))
+    return verdicts
+
+
+def _running(profile: Profile, features: Features, variant: Variant) -> str | None:
+    """The action of the user's previous new choice, if made in this session and variant."""
+    previous = profile.choice
+    if (
+        previous is not None
+        and previous[1] == variant.name
+        and previous[2] == features["sessions_total"]
+    ):
+        return str(previous[0])
+    return None
+
+
+def _kept(profile: Profile, running: str | None, allowed: tuple[str, ...]) -> str | None:
+    """The running action, if the context has not changed materially (see above)."""
+    if running is not None and profile.choice is not None and tuple(profile.choice[3]) == allowed:
+        return running
+    return None
+
+
+def _bandit_of(
+    variant: Variant, learner: PolicyLearner | None, policy: PolicyConfig
+) -> LinearBandit | None:
+    if variant.kind != "bandit":
+        return None
+    bandit = learner.bandit(variant.name) if learner is not None else None
+    return bandit if bandit is not None else _untrained(policy)[variant.name]
+
+
+#: A bandit that learned nothing, per variant: what a step without a learner scores with.
+_untrained: PerObject[PolicyConfig, dict[str, LinearBandit]] = PerObject(
+    lambda policy: PolicyLearner(policy, -1).bandits
+)
+
+
+def _epsilon(variant: Variant, bandit: LinearBandit | None) -> float:
+    if bandit is None:
+        return 0.0
+    return epsilon_schedule(variant.exploration, variant.exploration_decay_after, bandit.n_updates)
+
+
+def _choose(
+    policy: PolicyConfig,
+    variant: Variant,
+    eligible: tuple[str, ...],
+    bandit: LinearBandit | None,
+    context: tuple[float, ...],
+    did: str,
+    forced: tuple[str, str] | None,
+) -> tuple[str, float, dict[str, float], tuple[str, str]]:
+    """A new choice: (action, propensity, each eligible action's probability, (rule, detail))."""
+    default = policy.catalog.default_action
+    if forced is not None:
+        return default, 1.0, {default: 1.0}, forced
+    if variant.kind == "default":
+        return default, 1.0, {default: 1.0}, ("holdout", f"variant {variant.name!r}: default")
+    if variant.kind == "priority" or bandit is None:
+        action = eligible[0]
+        return action, 1.0, {action: 1.0}, ("priority", "the highest-priority eligible action")
+    epsilon = _epsilon(variant, bandit)
+    choice = bandit.pull(list(context), eligible, epsilon, uniform_from(policy.seed, did))
+    probabilities = dict(zip(eligible, choice.probabilities, strict=True))
+    if choice.explored:
+        detail = f"explored: drawn uniformly among {len(eligible)} eligible (rate {epsilon:g})"
+        return choice.action, choice.propensity, probabilities, ("bandit_explore", detail)
+    detail = f"highest predicted reward ({max(choice.scores):.4f}) in this context"
+    return choice.action, choice.propensity, probabilities, ("bandit_greedy", detail)
+
+
+_STICKY = "same session, same eligible actions: the previous decision's action is kept"
+
+
+def _record(
+    profile: Profile,
+    event: Event,
+    policy: PolicyConfig,
+    action: str,
+    variant: str,
+    propensity: float,
+    context: tuple[float, ...],
+    did: str,
+    start: bool,
+) -> None:
+    """A new choice waits for its reward; unless it continues the running action (or is the
+    default, which has no guardrails), it is also a start the caps and cooldowns count."""
+    t = event.timestamp_ms
+    if start and action != policy.catalog.default_action:
+        latest = max(t, profile.last_seen_ms or t)
+        profile.starts = record_start(profile.starts, action, t, latest, policy.catalog)
+    pending = PendingDecision(did, action, variant, t, propensity, context, None, (), False)
+    profile.decisions = [*profile.decisions, pending]
+
+
+def _spec(policy: PolicyConfig, action: str) -> ActionSpec:
+    return _specs(policy)[action]
+
+
+_specs: PerObject[PolicyConfig, dict[str, ActionSpec]] = PerObject(
+    lambda policy: {spec.name: spec for spec in policy.catalog.actions}
+)
+
+
+def _eligibility_reason(
+    spec: ActionSpec, features: Features, event: Event, predictions: Mapping[str, Any] | None
+) -> Reason:
+    """The conditions that made the chosen action eligible, with the values they saw."""
+    if not spec.when:
+        return Reason("eligible", f"{spec.name!r} is always eligible", {})
+    scores = _scores(predictions)
+    used: dict[str, Scalar] = {}
+    for condition in spec.when:
+        value = read_value(condition.feature, features, event.name, scores)
+        used[condition.feature] = round(value, 4) if isinstance(value, float) else value
+    detail = " and ".join(
+        f"{c.feature} {c.op} {list(c.value) if isinstance(c.value, tuple) else c.value}"
+        for c in spec.when
+    )
+    return Reason("eligible", f"{spec.name!r} is eligible: {detail}", used)

@@ -22,11 +22,12 @@ from stream.context import minimal_context
 from stream.exceptions import SnapshotError
 from stream.labels import PendingLabel
 from stream.ordered import CartLine, Moment, OrderedState
+from stream.rewards import PendingDecision
 from stream.windowed import WindowState
 
 __all__ = ["PROFILE_SCHEMA", "CartLine", "Profile"]
 
-PROFILE_SCHEMA = "profile.v4"
+PROFILE_SCHEMA = "profile.v5"
 
 
 @dataclass(slots=True)
@@ -63,6 +64,16 @@ class Profile:
     labels: list[PendingLabel] = field(default_factory=list)
     #: Event time of the latest pending label made (labels are made at most every so often).
     last_label_ms: int | None = None
+    #: Consent to personalization from the latest event that said (``None``: never said;
+    #: ``False``: opted out, the policy gives the default action).
+    consent: bool | None = None
+    #: (action, event time) of each recent new choice: what caps and cooldowns count.
+    starts: list[tuple[str, int]] = field(default_factory=list)
+    #: The previous new choice: [action, variant, session number, eligible actions] (the
+    #: policy keeps the action while these stay the same).
+    choice: list[Any] | None = None
+    #: Decisions waiting for their reward (stream.rewards), oldest first.
+    decisions: list[PendingDecision] = field(default_factory=list)
 
     def copy(self) -> Profile:
         """A deep copy (leaves are immutable scalars, tuples or never-mutated lists)."""
@@ -87,6 +98,10 @@ class Profile:
             dict(self.applied),
             list(self.labels),
             self.last_label_ms,
+            self.consent,
+            list(self.starts),
+            None if self.choice is None else list(self.choice),
+            list(self.decisions),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +126,10 @@ class Profile:
             "applied": self.applied,
             "labels": [label.to_list() for label in self.labels],
             "last_label_ms": self.last_label_ms,
+            "consent": self.consent,
+            "starts": [list(start) for start in self.starts],
+            "choice": self.choice,
+            "decisions": [d.to_list() for d in self.decisions],
         }
 
     def to_bytes(self) -> bytes:
@@ -169,6 +188,10 @@ class Profile:
             applied={str(p): int(o) for p, o in doc["applied"].items()},
             labels=[PendingLabel.from_list(item) for item in doc["labels"]],
             last_label_ms=doc["last_label_ms"],
+            consent=doc["consent"],
+            starts=[(str(a), int(t)) for a, t in doc["starts"]],
+            choice=doc["choice"],
+            decisions=[PendingDecision.from_list(item) for item in doc["decisions"]],
         )
 
 

@@ -20,6 +20,7 @@ from stream.decode import decode_event
 from stream.partition import PartitionLearner, ProfileStore
 from stream.partitioning import partition_for
 from stream.profile import Profile
+from stream.rewards import Reward
 
 __all__ = ["DEFAULT_PARTITIONS", "ReplayResult", "replay", "replay_outputs"]
 
@@ -29,12 +30,13 @@ DEFAULT_PARTITIONS = 4
 
 @dataclass(slots=True)
 class ReplayResult:
-    """Final profiles by user key, each partition's learner, and every decision and dead letter
-    in log order."""
+    """Final profiles by user key, each partition's learner, and every decision, settled reward
+    and dead letter in log order."""
 
     profiles: dict[str, Profile] = field(default_factory=dict)
     learners: dict[int, PartitionLearner] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
+    rewards: list[Reward] = field(default_factory=list)
     deadletters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -44,7 +46,7 @@ def replay_outputs(
     profiles: dict[str, Profile] | None = None,
     partitions: int = DEFAULT_PARTITIONS,
     learners: dict[int, PartitionLearner] | None = None,
-) -> Iterator[Decision | DeadLetter]:
+) -> Iterator[Decision | Reward | DeadLetter]:
     """Yield each line's outputs in order; ``profiles`` and ``learners`` (updated in place)
     hold the state."""
     if partitions < 1:
@@ -61,7 +63,9 @@ def replay_outputs(
         learner = by_partition.get(partition)
         if learner is None:
             learner = by_partition[partition] = PartitionLearner.new(partition, config)
-        yield from learner.process(decoded, store, config).decisions
+        outputs = learner.process(decoded, store, config)
+        yield from outputs.decisions
+        yield from outputs.rewards
 
 
 def replay(
@@ -75,6 +79,8 @@ def replay(
     for output in outputs:
         if isinstance(output, Decision):
             result.decisions.append(output)
+        elif isinstance(output, Reward):
+            result.rewards.append(output)
         else:
             result.deadletters.append(output)
     return result

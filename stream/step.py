@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stream.config import StepConfig
+from stream.consent import consent_of
 from stream.decision import Decision
 from stream.events import Event, message_fingerprint
 from stream.eviction import idle_too_long, reset_after_idle
@@ -43,9 +44,11 @@ from stream.memo import PerObject
 from stream.models.predict import label_and_predict
 from stream.policy import decide
 from stream.profile import Profile
+from stream.rewards import Reward, close, credit, expose
 
 if TYPE_CHECKING:
     from stream.models.learner import PartitionModels
+    from stream.policylearner import PolicyLearner
 
 __all__ = [
     "NOTE_IDLE_RESET",
@@ -73,6 +76,9 @@ class StepOutputs:
     examples: tuple[Example, ...] = ()
     #: Inputs of the pending label this event made (packed float32), if it made one.
     new_label: bytes | None = None
+    #: Decisions whose reward window this event closed (for the policy's learner and the
+    #: rewards topic), in order.
+    rewards: tuple[Reward, ...] = ()
 
 
 def step(
@@ -80,11 +86,12 @@ def step(
     event: Event,
     config: StepConfig,
     models: PartitionModels | None = None,
+    policy: PolicyLearner | None = None,
 ) -> tuple[Profile, StepOutputs]:
     """Apply ``event`` to ``profile`` (``None`` for a new user) and decide what to do next.
 
-    ``models`` are the event's partition's (read only); without them, decisions carry no
-    predictions but the profile (pending labels included) is the same.
+    ``models`` and ``policy`` are the event's partition's (read only); without models,
+    decisions carry no predictions, and without the policy's learner its bandits are untrained.
     """
     current = profile if profile is not None else Profile(user_key=event.user_key)
     source = event.source
@@ -103,6 +110,9 @@ def step(
     _remember_message(current, fingerprint, config.dedupe_window)
     previous_seen = current.last_seen_ms
     notes.extend(apply_event(current, event, config, fingerprint))
+    consent = consent_of(event, config.policy.consent_category)
+    if consent is not None:
+        current.consent = consent
     features = feature_vector(current, config)
     examples: list[Example] = []
     new_label, predictions = label_and_predict(
@@ -111,13 +121,34 @@ def step(
     versions = (
         _versions(config) if models is None else {**_versions(config), "models": models.versions()}
     )
-    decision = decide(current, features, event, config, versions, predictions)
+    rewards = _join_rewards(current, event, config) if current.decisions else ()
+    decision = decide(current, features, event, config, versions, predictions, policy, notes)
     return current, StepOutputs(
         decisions=(decision,),
         notes=tuple(notes),
         examples=tuple(examples),
         new_label=new_label,
+        rewards=rewards,
     )
+
+
+def _join_rewards(profile: Profile, event: Event, config: StepConfig) -> tuple[Reward, ...]:
+    """Join the event to the user's pending decisions; settle those whose window it closed.
+
+    The user's own clock settles them once it is ``grace_ms`` past the window (the latest
+    event an in-order outcome may still come from); the partition's clock settles the rest.
+    """
+    rc = config.policy.rewards
+    named = event.properties.get("decision_id") if event.properties else None
+    named = named if isinstance(named, str) else None
+    decisions = profile.decisions
+    if event.name == rc.exposure_event:
+        decisions = expose(decisions, named)
+    decisions = credit(decisions, event.name, named, event.timestamp_ms, rc)
+    settled: list[Reward] = []
+    now = (profile.last_seen_ms or event.timestamp_ms) - config.features.grace_ms
+    profile.decisions = close(decisions, now, rc, profile.user_key, settled)
+    return tuple(settled)
 
 
 def _remember_message(profile: Profile, fingerprint: int, window: int) -> None:

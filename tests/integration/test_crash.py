@@ -91,3 +91,8 @@ def test_kill_9_at_random_moments_loses_nothing_and_matches_offline_replay(
     unsettled = [k for k in expected if stored[k]["labels"] != expected[k]["labels"]]
     print(f"profiles whose pending labels differ from the replay: {len(unsettled)}")
     assert len(unsettled) <= len(expected) // 100, unsettled[:5]
+    # The policy's record follows the decisions the bandit made, which after a kill learned
+    # without the rewards a lost snapshot held: counted, not required equal.
+    record = ("decisions", "starts", "choice")
+    other = [k for k in expected if any(stored[k][f] != expected[k][f] for f in record)]
+    print(f"profiles whose policy record differs from the replay: {len(other)}")

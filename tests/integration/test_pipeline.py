@@ -49,12 +49,19 @@ def _without_positions(profiles: dict[str, dict[str, object]]) -> dict[str, dict
     return {k: {f: v for f, v in p.items() if f != "applied"} for k, p in profiles.items()}
 
 
+#: What a crash can leave different from a replay: the pending labels (the partition's label
+#: clock settles them) and the policy's record of its decisions (the bandit chose them): both
+#: share the models' semantics after a crash (stream.partition), not the profiles'.
+LEARNER_DEPENDENT = frozenset({"labels", "decisions", "starts", "choice"})
+
+
 def _without_pending_labels(
     profiles: dict[str, dict[str, object]],
 ) -> dict[str, dict[str, object]]:
-    """Profiles without their pending labels, which the partition's label clock settles: after
-    a crash they share the models' semantics (stream.partition), not the profiles'."""
-    return {k: {f: v for f, v in p.items() if f != "labels"} for k, p in profiles.items()}
+    """Profiles without what follows the partition's learner (:data:`LEARNER_DEPENDENT`)."""
+    return {
+        k: {f: v for f, v in p.items() if f not in LEARNER_DEPENDENT} for k, p in profiles.items()
+    }
 
 
 def _expected_profiles(lines: list[bytes]) -> dict[str, dict[str, object]]:

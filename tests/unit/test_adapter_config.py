@@ -14,9 +14,9 @@ from scripts.load import partition_for
 def test_names_carry_the_prefix_and_a_version() -> None:
     names = Names("acme")
     assert names.events == "acme.events.v1"
-    assert names.decisions == "acme.decisions.v2"
+    assert names.decisions == "acme.decisions.v3"
     assert names.deadletters == "acme.deadletters.v1"
-    assert names.profiles_changelog == "acme-worker-v1-profiles-v4-changelog"
+    assert names.profiles_changelog == "acme-worker-v1-profiles-v5-changelog"
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

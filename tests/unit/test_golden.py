@@ -85,7 +85,7 @@ def test_check_exits_1_on_a_tampered_copy(
             content = read_golden(golden_path(name, GOLDEN_DIR, kind))
             write_golden(golden_path(name, tmp_path, kind), content)
     first = golden_path("rees46", tmp_path)
-    write_golden(first, read_golden(first).replace(b"rules-v2", b"rules-v1", 1))
+    write_golden(first, read_golden(first).replace(b"nba-v1", b"nba-v0", 1))
 
     assert main(["--check", "--golden", str(tmp_path)]) == 1
     out = capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from stream import DeadLetter, Decision, Event, EventType, Profile, StepConfig, 
 from stream.config import FeatureConfig
 from stream.features import feature_vector
 from stream.ordered import OrderedConfig, event_order, rebuild_head
+from stream.policyconfig import PolicyConfig, Variant
 from stream.replay import ReplayResult, replay
 from stream.synthetic import GeneratorConfig, generate_events
 from stream.timeutil import ms_to_iso
@@ -172,7 +174,17 @@ def state(profile: Profile) -> dict[str, Any]:
     follow arrival order and the other users of the partition (tests/unit/test_partition.py)."""
     doc = profile.to_dict()
     del doc["recent_messages"], doc["applied"], doc["labels"], doc["last_label_ms"]
+    # The policy's record of its own decisions: made as events arrived, the pending ones settled
+    # by the same clock and holding what the partition's models predicted (see policy_history).
+    del doc["decisions"], doc["starts"], doc["choice"]
     return doc
+
+
+def policy_history(profile: Profile) -> dict[str, Any]:
+    """What the policy remembers of its own decisions (starts, the last choice): made at the
+    events in the order they arrived, so a different arrival order may leave another one."""
+    doc = profile.to_dict()
+    return {"starts": doc["starts"], "choice": doc["choice"]}
 
 
 def features(profile: Profile, config: StepConfig) -> dict[str, Any]:
@@ -184,13 +196,21 @@ def decision_bytes(decisions: Iterable[Decision]) -> list[bytes]:
 
 
 def by_user(decisions: Iterable[Decision]) -> dict[str, list[bytes]]:
-    """Each user's decisions without what the partition's models said: the models learn from
-    every user of the partition, the rest of a decision from the user alone."""
+    """Each user's decisions without what the partition's models said and the bandit's context
+    (the models learn from every user of the partition); the rest of a decision, under a policy
+    without a bandit (:data:`RULES_ONLY`), comes from the user alone."""
     grouped: dict[str, list[bytes]] = defaultdict(list)
     for d in decisions:
         versions = {k: v for k, v in d.versions.items() if k != "models"}
-        grouped[d.user_key].append(d._replace(predictions=None, versions=versions).to_bytes())
+        policy = {k: v for k, v in (d.policy or {}).items() if k != "context"}
+        grouped[d.user_key].append(
+            d._replace(predictions=None, versions=versions, policy=policy).to_bytes()
+        )
     return dict(grouped)
+
+
+#: The policy without its learning variant: every decision is a function of the user's events.
+RULES_ONLY = PolicyConfig(variants=(Variant(name="champion", share=1.0, kind="priority"),))
 
 
 SETTINGS = settings(
@@ -314,11 +334,13 @@ def two_interleavings(
 def test_final_features_do_not_depend_on_how_users_interleave(
     logs_pair: tuple[list[dict[str, Any]], list[dict[str, Any]]], config: StepConfig
 ) -> None:
+    config = dataclasses.replace(config, policy=RULES_ONLY)
     one, other = (replay(lines_of(log), config) for log in logs_pair)
     assert set(one.profiles) == set(other.profiles)
     for user in one.profiles:
         assert state(one.profiles[user]) == state(other.profiles[user])
         assert features(one.profiles[user], config) == features(other.profiles[user], config)
+        assert policy_history(one.profiles[user]) == policy_history(other.profiles[user])
     # each user's own decisions depend only on that user's own events
     assert by_user(one.decisions) == by_user(other.decisions)
 
@@ -366,7 +388,9 @@ def test_arrival_order_within_grace_changes_neither_features_nor_decisions(
     assert features(actual, config) == features(expected, config)
     assert state(actual) == state(expected)
     assert sorted(actual.recent_messages) == sorted(expected.recent_messages)
-    # the next decision is the same, byte for byte
+    # the next decision is the same, byte for byte, given the same policy history (the policy
+    # decided at each event as it arrived, so its own history follows the arrival order)
+    actual.starts, actual.choice = expected.starts, expected.choice
     assert expected.last_seen_ms is not None
     probe = Event(
         "probe", EventType.TRACK, "Product Viewed", "u1", expected.last_seen_ms + 1, user_id="u1"

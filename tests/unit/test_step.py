@@ -26,11 +26,16 @@ from stream.config import FeatureConfig
 from stream.events import message_fingerprint
 from stream.features import OTHER_TRACK, feature_vector
 from stream.ordered import OrderedConfig, OrderedState, rebuild_head
+from stream.policyconfig import Variant
 from stream.step import SKIP_ALREADY_APPLIED, SKIP_DUPLICATE
 from stream.windows import DAY_MS, HOUR_MS, MINUTE_MS
 
 T0 = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
 CFG = StepConfig()
+#: The rules alone (no holdout, no bandit): decisions these tests can name in advance.
+RULES = StepConfig(
+    policy=PolicyConfig(variants=(Variant(name="rules", share=1.0, kind="priority"),))
+)
 GRACE = CFG.features.grace_ms
 GAP = CFG.features.session_gap_ms
 _ids = itertools.count()
@@ -733,6 +738,10 @@ def test_any_arrival_order_within_grace_gives_the_in_order_features(seed: int) -
     out_of_order, outs = run(shuffled)
     assert not any("late_event" in o.notes for o in outs)
     assert feats(out_of_order) == feats(in_order)
+    # The policy decided at each event as it arrived; given the same record of those decisions,
+    # the next one is the same.
+    out_of_order.starts, out_of_order.choice = in_order.starts, in_order.choice
+    out_of_order.decisions = in_order.decisions
     probe = view("shoes", ts=T0 + 301_000, mid="probe")
     (expected,) = step(in_order, probe, CFG)[1].decisions
     (actual,) = step(out_of_order, probe, CFG)[1].decisions
@@ -759,6 +768,7 @@ def test_context_features_do_not_depend_on_arrival_order_within_grace() -> None:
     after = page(ts=hour + 10_000, mid="c2")  # 23:00:10
     in_order, _ = run([before, after])
     out_of_order, _ = run([after, before])
+    # (the policy's record of its decisions follows arrival order: tests/unit/test_policy.py)
     assert feats(out_of_order)["context_local_hour"] == feats(in_order)["context_local_hour"]
     assert feats(in_order) == feats(out_of_order)
     # the same state, but for the dedupe window, which lists message ids in arrival order, and
@@ -766,6 +776,7 @@ def test_context_features_do_not_depend_on_arrival_order_within_grace() -> None:
     state_in, state_out = in_order.to_dict(), out_of_order.to_dict()
     for doc in (state_in, state_out):
         del doc["recent_messages"], doc["labels"], doc["last_label_ms"]
+        del doc["decisions"], doc["starts"], doc["choice"]
     assert state_in == state_out
 
 
@@ -881,7 +892,7 @@ def test_exactly_one_decision_per_applied_event() -> None:
         page(),
         ev("Anything"),
     ]
-    _, outs = run(events)
+    _, outs = run(events, config=RULES)
     assert [len(o.decisions) for o in outs] == [1] * len(events)
     decisions = [o.decisions[0] for o in outs]
     assert [d.event_message_id for d in decisions] == [e.message_id for e in events]
@@ -889,26 +900,39 @@ def test_exactly_one_decision_per_applied_event() -> None:
     assert [d.event_time_ms for d in decisions] == [e.timestamp_ms for e in events]
     assert [d.action for d in decisions] == [
         "none",  # one view: affinity 1
-        "none",  # a cart action; the add has no category
-        "remind_cart",
-        "remind_cart",
+        "none",  # a cart action; the add has no category (sticky: nothing else allowed)
+        "remind_cart",  # a new choice: the cart is not empty
+        "remind_cart",  # affinity 3 allows recommend_category too; the running action stays
         "offer_discount",  # 60.00 in the cart, three views since the add
-        "offer_discount",
+        "offer_discount",  # "Cart Viewed" ends remind_cart's eligibility; the offer runs on
         "none",  # protected
         "none",  # protected; the order emptied the cart
         "recommend_category",  # four views of "a"
-        "recommend_category",
+        "recommend_category",  # sticky
+    ]
+    assert [d.reasons[0].rule for d in decisions] == [
+        "priority",
+        "sticky",
+        "priority",
+        "priority",
+        "priority",
+        "priority",
+        "protect_purchase",
+        "protect_purchase",
+        "priority",
+        "sticky",
     ]
     for event, decision in zip(events, decisions, strict=True):
-        assert decision.decision_id == decision_id("rules-v2", "u1", event.message_id)
-        assert decision.versions == {"policy": "rules-v2", "features": "features-v2"}
+        assert decision.decision_id == decision_id("nba-v1", "u1", event.message_id)
+        assert decision.versions == {"policy": "nba-v1", "features": "features-v2"}
 
 
 def test_the_policy_sees_the_features_of_the_profile_after_the_event() -> None:
-    _, outs = run([view("Shoes", ts=T0), view("shoes", ts=T0), page(ts=T0), view("SHOES", ts=T0)])
+    events = [view("Shoes", ts=T0), view("shoes", ts=T0), page(ts=T0), view("SHOES", ts=T0)]
+    _, outs = run(events, config=RULES)
     decision = outs[-1].decisions[0]
     assert (decision.action, decision.params) == ("recommend_category", {"category": "shoes"})
-    assert decision.reasons[0].features == {"top_category": "shoes", "top_category_affinity": 3.0}
+    assert decision.reasons[1].features == {"top_category_affinity": 3.0}
 
 
 def test_decision_id_is_deterministic() -> None:
