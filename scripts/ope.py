@@ -171,11 +171,6 @@ def _summary(doc: dict[str, Any], records: Records) -> str:
         f"{j['rewards_without_decision']:,}",
         "variants: " + ", ".join(f"{v} {n:,}" for v, n in doc["variants"].items()),
     ]
-    if j["catalog_mismatches"]:
-        parts.append(
-            f"warning: {j['catalog_mismatches']:,} decisions' alternatives do not fit the rules "
-            "catalog: their catalog order (priority, always: fallbacks) is approximate"
-        )
     if doc["variant"] is not None:
         parts.append(f"evaluating variant {doc['variant']!r} only")
     skipped = max(r["skipped"] for r in doc["estimates"])

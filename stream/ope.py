@@ -1,8 +1,8 @@
 """Off-policy evaluation (OPE): what another policy would have earned, from the decision log alone.
 
 A decision (``decision.v3``) records the action the logging policy took, the probability it had
-of taking it (``propensity``), every other catalog action with its eligibility, and the logging
-policy's predicted reward per eligible action (``policy.scores``). A reward (``reward.v1``) says
+of taking it (``propensity``), the actions it could have taken (``policy.eligible``), and the
+logging policy's predicted reward per eligible action (``policy.scores``). A reward (``reward.v1``) says
 what the action earned once its window closed. :func:`join` pairs the two by ``decision_id``
 into :class:`LoggedDecision` rows. A *target policy* is a function from a row to probabilities
 over the row's eligible actions (:func:`uniform`, :func:`always`, :func:`priority`,
@@ -44,7 +44,6 @@ from stream.exceptions import ConfigError, StreamError
 __all__ = [
     "DECISION_SCHEMA",
     "REWARD_SCHEMA",
-    "RULES_CATALOG",
     "Estimate",
     "JoinResult",
     "LoggedDecision",
@@ -67,17 +66,6 @@ __all__ = [
 
 DECISION_SCHEMA = "decision.v3"
 REWARD_SCHEMA = "reward.v1"
-#: The rules' actions, highest priority first, as ``stream.policy.ACTIONS`` lists them (``none``
-#: twice: protecting a purchase comes first, the default last). ``alternatives`` omit the chosen
-#: rule; this order tells where the chosen action sat among them (see :func:`join`).
-RULES_CATALOG: tuple[str, ...] = (
-    "none",
-    "offer_discount",
-    "remind_cart",
-    "invite_signup",
-    "recommend_category",
-    "none",
-)
 #: The normal quantile of a two-sided 95% interval.
 Z95 = 1.959963984540054
 
@@ -114,9 +102,6 @@ class JoinResult(NamedTuple):
     rewards_without_decision: int
     duplicate_decisions: int  # dropped: same decision_id seen again (at-least-once delivery)
     duplicate_rewards: int
-    #: Decisions whose alternatives do not fit the catalog: the chosen action's place among
-    #: them (so ``priority`` and the fallback of ``always``) is a guess for these.
-    catalog_mismatches: int
 
 
 class Estimate(NamedTuple):
@@ -145,7 +130,6 @@ class _Decision(NamedTuple):
     eligible: tuple[str, ...]
     scores: dict[str, float]
     variant: str
-    fits_catalog: bool
 
 
 def _text(doc: Mapping[str, Any], name: str, what: str) -> str:
@@ -166,45 +150,24 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _parse_decision(doc: Mapping[str, Any], catalog: Sequence[str]) -> _Decision:
+def _parse_decision(doc: Mapping[str, Any]) -> _Decision:
     what = f"decision {doc.get('decision_id')!r}"
     decision_id = _text(doc, "decision_id", what)
     action = _text(doc, "action", what)
     propensity = _number(doc, "propensity", what)
     variant = _text(doc, "variant", what)
-    alternatives = doc.get("alternatives")
-    if not isinstance(alternatives, list):
-        raise RecordError(f"{what}: 'alternatives' missing or not a list")
-    names: list[str] = []
-    flags: list[bool] = []
-    for alt in alternatives:
-        if not isinstance(alt, Mapping) or not isinstance(alt.get("action"), str):
-            raise RecordError(f"{what}: an alternative without an 'action'")
-        names.append(alt["action"])
-        flags.append(alt.get("eligible") is True)
     policy = doc.get("policy")
-    raw = policy.get("scores") if isinstance(policy, Mapping) else None
+    if not isinstance(policy, Mapping):
+        raise RecordError(f"{what}: 'policy' missing or not an object")
+    listed = policy.get("eligible")
+    if not isinstance(listed, list) or not all(isinstance(a, str) for a in listed):
+        raise RecordError(f"{what}: 'policy.eligible' missing or not a list of action names")
+    if action not in listed:
+        raise RecordError(f"{what}: the chosen action {action!r} is not in 'policy.eligible'")
+    raw = policy.get("scores")
     scores = {k: float(v) for k, v in raw.items() if _finite(v)} if isinstance(raw, Mapping) else {}
-    slot, fits = _slot(action, names, catalog)
-    ordered = [*names[:slot], action, *names[slot:]]
-    chosen = [*flags[:slot], True, *flags[slot:]]
-    eligible = tuple(dict.fromkeys(a for a, ok in zip(ordered, chosen, strict=True) if ok))
-    return _Decision(decision_id, action, propensity, eligible, scores, variant, fits)
-
-
-def _slot(action: str, names: list[str], catalog: Sequence[str]) -> tuple[int, bool]:
-    """Where the chosen ``action`` goes among the alternatives' ``names`` (catalog order less
-    the chosen rule), and whether that fits the catalog exactly. When it does not (another
-    catalog), the action goes before the first alternative of lower priority by first place in
-    the catalog; an action the catalog does not know goes last."""
-    full = list(catalog)
-    for i, name in enumerate(full):
-        if name == action and full[:i] + full[i + 1 :] == names:
-            return i, True
-    rank = {name: i for i, name in reversed(list(enumerate(full)))}
-    mine = rank.get(action, len(full))
-    later = (j for j, name in enumerate(names) if rank.get(name, len(full)) > mine)
-    return next(later, len(names)), False
+    eligible = tuple(dict.fromkeys(listed))
+    return _Decision(decision_id, action, propensity, eligible, scores, variant)
 
 
 def _parse_reward(doc: Mapping[str, Any]) -> tuple[str, float]:
@@ -227,7 +190,7 @@ def check_record(doc: Mapping[str, Any]) -> str | None:
     """
     schema = doc.get("schema")
     if schema == DECISION_SCHEMA:
-        _parse_decision(doc, RULES_CATALOG)
+        _parse_decision(doc)
         return "decision"
     if schema == REWARD_SCHEMA:
         _parse_reward(doc)
@@ -238,37 +201,30 @@ def check_record(doc: Mapping[str, Any]) -> str | None:
 def join(
     decisions: Iterable[Mapping[str, Any]],
     rewards: Iterable[Mapping[str, Any]],
-    catalog: Sequence[str] = RULES_CATALOG,
 ) -> JoinResult:
     """Decisions paired with their rewards by ``decision_id``, in the decisions' order.
 
     A repeated ``decision_id`` is the same decision delivered again: the first is kept and the
     rest counted, for rewards too. Decisions without a reward (sticky repeats, windows still
-    open) and rewards without a decision are counted, not evaluated. ``eligible`` is the chosen
-    action and the eligible alternatives in ``catalog`` order. Bad records: :class:`RecordError`.
+    open) and rewards without a decision are counted, not evaluated. ``eligible`` is the
+    decision's ``policy.eligible``: the actions it could have chosen, in catalog priority order.
+    Bad records: :class:`RecordError`.
 
-    >>> alternatives = [
-    ...     {"action": "none", "eligible": False},  # protect_purchase
-    ...     {"action": "offer_discount", "eligible": False},
-    ...     {"action": "invite_signup", "eligible": True},
-    ...     {"action": "recommend_category", "eligible": False},
-    ...     {"action": "none", "eligible": True},  # the default
-    ... ]
     >>> d = {"decision_id": "d1", "action": "remind_cart", "propensity": 0.9,
-    ...      "variant": "champion", "alternatives": alternatives}
+    ...      "variant": "champion",
+    ...      "policy": {"eligible": ["remind_cart", "invite_signup", "none"]}}
     >>> result = join([d, d], [{"decision_id": "d1", "reward": 1.0}])
-    >>> result.logged[0].eligible, result.duplicate_decisions, result.catalog_mismatches
-    (('remind_cart', 'invite_signup', 'none'), 1, 0)
+    >>> result.logged[0].eligible, result.duplicate_decisions
+    (('remind_cart', 'invite_signup', 'none'), 1)
     """
     by_id: dict[str, _Decision] = {}
-    duplicate_decisions = mismatches = 0
+    duplicate_decisions = 0
     for doc in decisions:
-        row = _parse_decision(doc, catalog)
+        row = _parse_decision(doc)
         if row.decision_id in by_id:
             duplicate_decisions += 1
             continue
         by_id[row.decision_id] = row
-        mismatches += not row.fits_catalog
     paid: dict[str, float] = {}
     duplicate_rewards = 0
     for doc in rewards:
@@ -290,7 +246,6 @@ def join(
         sum(1 for decision_id in paid if decision_id not in by_id),
         duplicate_decisions,
         duplicate_rewards,
-        mismatches,
     )
 
 

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from stream.exceptions import StreamError
 from stream.ope import (
-    RULES_CATALOG,
     Estimate,
     LoggedDecision,
     PolicySpecError,
@@ -32,7 +31,6 @@ from stream.ope import (
     snips,
     uniform,
 )
-from stream.policy import ACTIONS
 
 
 def decision(
@@ -43,22 +41,8 @@ def decision(
     variant: str = "champion",
     scores: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """A decision.v3 record over the rules catalog (the default ``none`` is eligible when
-    ``"none"`` is in ``eligible``, the protecting one never unless ``action`` is it)."""
-    chosen = RULES_CATALOG.index(action)
-    if action == "none" and "protect" not in decision_id:
-        chosen = len(RULES_CATALOG) - 1
-    alternatives = [
-        {
-            "action": name,
-            "score": 0.0,
-            "eligible": name in eligible and not (name == "none" and i == 0),
-            "rule": f"rule-{i}",
-            "probability": 0.0,
-        }
-        for i, name in enumerate(RULES_CATALOG)
-        if i != chosen
-    ]
+    """A decision.v3 record: the eligible actions in catalog order, the chosen one included."""
+    assert action in eligible
     return {
         "schema": "decision.v3",
         "decision_id": decision_id,
@@ -67,8 +51,12 @@ def decision(
         "action": action,
         "propensity": propensity,
         "variant": variant,
-        "alternatives": alternatives,
-        "policy": {"version": "bandit-v1", "scores": scores or {a: 0.1 for a in eligible}},
+        "alternatives": [{"action": a, "eligible": True} for a in eligible if a != action],
+        "policy": {
+            "version": "nba-v1",
+            "eligible": list(eligible),
+            "scores": scores or {a: 0.1 for a in eligible},
+        },
     }
 
 
@@ -94,10 +82,6 @@ def row(
 # -- join --------------------------------------------------------------------------------------
 
 
-def test_the_rules_catalog_is_the_rules_policy_order() -> None:
-    assert tuple(rule.action for rule in ACTIONS) == RULES_CATALOG
-
-
 def test_join_drops_duplicates_and_counts_what_it_cannot_pair() -> None:
     decisions = [decision("d1"), decision("d2"), decision("d1"), decision("d3"), decision("d2")]
     rewards = [reward("d1", 1.0), reward("d3", 0.0), reward("d1", 0.5), reward("orphan")]
@@ -107,31 +91,13 @@ def test_join_drops_duplicates_and_counts_what_it_cannot_pair() -> None:
     assert result.duplicate_decisions == 2 and result.duplicate_rewards == 1
     assert result.decisions_without_reward == 1  # d2 (e.g. a sticky repeat)
     assert result.rewards_without_decision == 1
-    assert result.catalog_mismatches == 0
 
 
-def test_join_puts_the_chosen_action_at_its_catalog_place() -> None:
+def test_join_reads_the_eligible_actions_the_decision_logged() -> None:
     eligible = ("offer_discount", "remind_cart", "recommend_category", "none")
     d = join([decision("d1", "remind_cart", eligible)], [reward("d1")]).logged[0]
     assert d.eligible == eligible
     assert d.scores == {a: 0.1 for a in eligible}
-    # "none" chosen by the default rule: the protecting "none" (first) is an alternative.
-    d = join([decision("d2", "none", ("invite_signup", "none"))], [reward("d2")]).logged[0]
-    assert d.eligible == ("invite_signup", "none")
-    # "none" chosen by the protecting rule: it comes first, and the default "none" is not
-    # listed twice.
-    d = join([decision("protect", "none", ("remind_cart", "none"))], [reward("protect")])
-    assert d.logged[0].eligible == ("none", "remind_cart")
-    assert d.catalog_mismatches == 0
-
-
-def test_join_counts_alternatives_that_do_not_fit_the_catalog() -> None:
-    # An action the catalog does not know: every rule is an alternative; it goes last.
-    alternatives = [{"action": a, "eligible": a in ("remind_cart", "none")} for a in RULES_CATALOG]
-    doc = decision("d1") | {"action": "new_action", "alternatives": alternatives}
-    result = join([doc], [reward("d1")])
-    assert result.catalog_mismatches == 1
-    assert result.logged[0].eligible == ("none", "remind_cart", "new_action")
 
 
 @pytest.mark.parametrize(
@@ -140,7 +106,9 @@ def test_join_counts_alternatives_that_do_not_fit_the_catalog() -> None:
         (decision("d1") | {"propensity": "high"}, "'propensity'"),
         (decision("d1") | {"propensity": True}, "'propensity'"),
         ({k: v for k, v in decision("d1").items() if k != "variant"}, "'variant'"),
-        (decision("d1") | {"alternatives": [{"score": 1}]}, "alternative"),
+        (decision("d1") | {"policy": {"scores": {}}}, "'policy.eligible'"),
+        (decision("d1") | {"policy": None}, "'policy'"),
+        (decision("d1") | {"action": "offer_discount"}, "not in 'policy.eligible'"),
     ],
 )
 def test_join_refuses_records_without_what_it_needs(doc: dict[str, Any], message: str) -> None:

@@ -54,7 +54,6 @@ def test_estimates_a_mixed_log_and_writes_json(
         "rewards_without_decision": 0,
         "duplicate_decisions": 1,
         "duplicate_rewards": 0,
-        "catalog_mismatches": 0,
     }
     values = {(r["policy"], r["estimator"]): r["value"] for r in doc["estimates"]}
     assert values[("always:remind_cart", "IPS")] == 1.0
