@@ -4,6 +4,7 @@ the environment (``LIVEPROFILES_*``)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 import faust
 import mode.loop
@@ -14,6 +15,7 @@ from agents.collector.config import CollectorSettings
 from agents.collector.main import run_collector
 from agents.logs import configure, logging_config
 from agents.settings import Settings
+from stream.exceptions import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,12 +30,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _worker(settings: Settings) -> int:
+    try:
+        step_config = settings.step_config()
+    except ConfigError as exc:
+        print(f"cannot start the worker: {exc}", file=sys.stderr)
+        return 2
     ensure_topics(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     if settings.event_loop == "uvloop":
         # Before any loop exists: the consumer thread's loop is then uvloop as well.
         mode.loop.use("uvloop")
-    app = create_app(settings)
+    app = create_app(settings, step_config)
     # Faust's worker replaces the root logger's handlers when it starts: give it ours.
     config = logging_config(settings.log_level, settings.log_format, settings.process_id)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, logging_config=config)

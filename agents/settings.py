@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.logs import default_worker_id
 from agents.names import DEFAULT_PREFIX, Names
+from stream.config import StepConfig
+from stream.policyconfig import load_policy
 
 __all__ = ["BrokerProfile", "Settings"]
 
@@ -60,6 +62,9 @@ class Settings(BaseSettings):
     watermark_sample: int = Field(default=101, ge=1)
     #: Tests only (agents.faults): drop the first delivery of every Nth record; 0 is off.
     fault_lose_every: int = Field(default=0, ge=0)
+    #: The next-best-action policy (catalog, variants, rewards) as a JSON file
+    #: (stream.policyconfig); unset: the built-in default policy.
+    policy_file: Path | None = None
     #: uvloop roughly halves the event-loop overhead that dominates a Faust worker's CPU time.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
@@ -71,6 +76,13 @@ class Settings(BaseSettings):
     @property
     def names(self) -> Names:
         return Names(self.prefix)
+
+    def step_config(self) -> StepConfig:
+        """The pure step's configuration these settings ask for (:class:`ConfigError` when the
+        policy file is unreadable or invalid)."""
+        if self.policy_file is None:
+            return StepConfig()
+        return StepConfig(policy=load_policy(self.policy_file))
 
     def broker_urls(self) -> list[str]:
         """Faust broker URLs; the scheme picks the transport."""

@@ -4,6 +4,8 @@
     python -m scripts.replay events.ndjson.gz --bootstrap 127.0.0.1:9092 --out decisions.ndjson
     python -m scripts.replay events.ndjson.gz --bootstrap 127.0.0.1:9092 --pace 10x
     python -m scripts.replay events.ndjson.gz --offline --check golden.decisions.ndjson.gz
+    python -m scripts.replay events.ndjson.gz --offline --out d.ndjson --rewards r.ndjson \
+        --policy my-policy.json
 
 ``--offline`` runs the pure step in this process (no broker). Otherwise each line is sent to
 the events topic as-is, keyed by its user key (``userId``, else ``anonymousId``) so one user's
@@ -16,6 +18,11 @@ bytes. Lines that are not valid events produce no decision (the worker dead-lett
 ``realtime``, or ``Nx`` (e.g. ``10x``: N times faster than real time), by event time
 (``timestamp``, else ``originalTimestamp``, else ``receivedAt``); see :mod:`scripts.pacing`.
 Paced or not, the decisions are the same: only the wall-clock spacing of the sends changes.
+
+Offline, ``--rewards`` writes what each decision earned (``reward.v1``) for off-policy
+evaluation (``python -m scripts.ope d.ndjson r.ndjson --policy greedy``), and ``--policy`` replays
+under another policy file; through Kafka the worker's own policy decides
+(``LIVEPROFILES_POLICY_FILE``) and its rewards go to the rewards topic.
 
 Exit codes: 0 done (and equal, with ``--check``), 1 ``--check`` found a difference,
 2 bad arguments, unreadable file (the message names the line), or broker unreachable,
@@ -42,7 +49,10 @@ from scripts.golden import decisions_file, first_difference
 from scripts.kafkaio import new_producer, produce_events, user_key_of
 from scripts.pacing import SYSTEM_CLOCK, Clock, Plan, follow, parse_pace, plan
 from stream import Decision, StepConfig, canonical_bytes
+from stream.exceptions import ConfigError
+from stream.policyconfig import load_policy
 from stream.replay import DEFAULT_PARTITIONS, replay_outputs
+from stream.rewards import Reward
 
 __all__ = [
     "LogError",
@@ -88,8 +98,24 @@ def offline_decisions(
     ``partitions`` must be the events topic's partition count for the decisions to match a run
     through Kafka: each partition has its own models (stream.partition).
     """
-    outputs = replay_outputs(lines, config or StepConfig(), partitions=partitions)
-    return decisions_file(o for o in outputs if isinstance(o, Decision))
+    return offline_outputs(lines, config, partitions)[0]
+
+
+NEWLINE = b"\n"
+
+
+def offline_outputs(
+    lines: list[bytes], config: StepConfig | None = None, partitions: int = DEFAULT_PARTITIONS
+) -> tuple[bytes, bytes]:
+    """The log's decisions file and its settled rewards (``reward.v1`` NDJSON, in order)."""
+    decisions: list[Decision] = []
+    rewards: list[bytes] = []
+    for output in replay_outputs(lines, config or StepConfig(), partitions=partitions):
+        if isinstance(output, Decision):
+            decisions.append(output)
+        elif isinstance(output, Reward):
+            rewards.append(output.to_bytes() + b"\n")
+    return decisions_file(decisions), b"".join(rewards)
 
 
 def kafka_decisions(
@@ -214,6 +240,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the decisions (NDJSON) here")
     parser.add_argument("--check", type=Path, help="compare the decisions with this file")
     parser.add_argument(
+        "--rewards",
+        type=Path,
+        help="offline: write the settled rewards (reward.v1 NDJSON) here (for scripts.ope)",
+    )
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        help="the policy file (catalog, variants, rewards; JSON); default: the built-in policy",
+    )
+    parser.add_argument(
         "--pace",
         type=parse_pace,
         default="fast",
@@ -236,6 +272,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--partitions must be >= 1")
     if args.offline and args.pace is not None:
         parser.error("--pace paces the sends to the broker: it does not go with --offline")
+    if (args.rewards is not None or args.policy is not None) and not args.offline:
+        parser.error(
+            "--rewards and --policy go with --offline: through Kafka the worker's policy"
+            " decides (LIVEPROFILES_POLICY_FILE) and it publishes rewards to its rewards topic"
+        )
     return args
 
 
@@ -250,11 +291,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     wants_decisions = args.offline or args.out is not None or args.check is not None
     try:
-        decisions = (
-            offline_decisions([line for _, line in numbered], partitions=args.partitions)
-            if args.offline
-            else _through_kafka(args, numbered, wants_decisions)
+        config = (
+            StepConfig() if args.policy is None else StepConfig(policy=load_policy(args.policy))
         )
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    try:
+        if args.offline:
+            lines = [line for _, line in numbered]
+            decisions, rewards = offline_outputs(lines, config, args.partitions)
+            if args.rewards is not None:
+                args.rewards.write_bytes(rewards)
+                print(f"wrote {rewards.count(NEWLINE):,} rewards to {args.rewards}")
+        else:
+            decisions = _through_kafka(args, numbered, wants_decisions)
     except KafkaError as exc:
         print(f"cannot reach the broker at {args.bootstrap}: {exc}", file=sys.stderr)
         return 2

@@ -1,13 +1,12 @@
 """Off-policy evaluation (OPE): what another policy would have earned, from the decision log alone.
 
-A decision (``decision.v3``) records the action the logging policy took, the probability it had
-of taking it (``propensity``), the actions it could have taken (``policy.eligible``), and the
-logging policy's predicted reward per eligible action (``policy.scores``). A reward (``reward.v1``) says
-what the action earned once its window closed. :func:`join` pairs the two by ``decision_id``
-into :class:`LoggedDecision` rows. A *target policy* is a function from a row to probabilities
-over the row's eligible actions (:func:`uniform`, :func:`always`, :func:`priority`,
-:func:`greedy`, :func:`epsilon_greedy`, :func:`logging_policy`; :func:`policy_from_spec` parses
-them).
+A decision (``decision.v3``) records the action the logging policy took, the probability it had of
+taking it (``propensity``), the actions it could have taken (``policy.eligible``), and the logging
+policy's predicted reward per eligible action (``policy.scores``). A reward (``reward.v1``) says
+what the action earned once its window closed. :func:`join` pairs the two by ``decision_id`` into
+:class:`LoggedDecision` rows. A *target policy* is a function from a row to probabilities over the
+row's eligible actions (:func:`uniform`, :func:`always`, :func:`priority`, :func:`greedy`,
+:func:`epsilon_greedy`, :func:`logging_policy`; :func:`policy_from_spec` parses them).
 
 Each logged reward ``r`` is weighed by ``w = target(logged action) / propensity``; over the
 ``n`` rows evaluated (``z = 1.96`` for 95%):
