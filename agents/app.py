@@ -106,6 +106,7 @@ def create_app(
         settings.process_id,
         lambda: _lag(app, names.events, positions),
         lambda: {p: (lr.models.summary(), lr.missed) for p, lr in learners.items()},
+        lambda: {p: lr.policy.stats for p, lr in learners.items()},
     )
     app.metrics = metrics  # type: ignore[attr-defined]
     if settings.web_enabled:

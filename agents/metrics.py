@@ -10,9 +10,11 @@ Each app gets its own :class:`~prometheus_client.CollectorRegistry` (no global r
 are built by a factory, several per test process). Metric names follow Prometheus conventions:
 ``_total`` counters, seconds for durations, ``_timestamp_seconds`` for times.
 
-Model quality (online AUC and log loss per model) is declared as labelled gauges with no
-samples: there are no learned models yet, and a made-up number would be worse than none. When
-models land, :meth:`WorkerMetrics.set_model_quality` fills them.
+Model quality (online AUC and log loss per model and partition) and the experiment (settled
+decisions and reward sums per variant and partition, and the lift of each variant over the
+holdout with its 95% interval) are read from the partitions' learners when scraped: a summary
+costs more than a batch's other bookkeeping. A figure that does not exist yet (no labels, no
+settled decisions) is not exported: a made-up number would be worse than none.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from agents.batch import BatchResult
 from stream import DeadLetterReason
+from stream.experiments import RewardStats
 
 __all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS_S", "LagReader", "WorkerMetrics"]
 
@@ -48,6 +51,9 @@ LagReader = Callable[[], Mapping[int, int]]
 #: Each assigned partition's model summary (``PartitionModels.summary()``) and missed labels.
 ModelsReader = Callable[[], Mapping[int, tuple[dict[str, Any], int]]]
 
+#: Each assigned partition's reward statistics per experiment variant (the policy learner's).
+PolicyReader = Callable[[], Mapping[int, RewardStats]]
+
 #: Recent latencies kept for the dashboard's percentiles (the histogram is for Prometheus).
 _RECENT = 4096
 _SKIP_REASONS = ("duplicate", "already_applied")
@@ -57,13 +63,20 @@ class WorkerMetrics:
     """The metrics of one worker process, in a registry of its own."""
 
     def __init__(
-        self, worker_id: str, lag: LagReader | None = None, models: ModelsReader | None = None
+        self,
+        worker_id: str,
+        lag: LagReader | None = None,
+        models: ModelsReader | None = None,
+        policy: PolicyReader | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.registry = CollectorRegistry(auto_describe=True)
         self._lag = lag or dict
         #: Read when scraped, not per batch: a summary costs ~0.3 ms (AUC over the histogram).
         self._read_models = models
+        self._read_policy = policy
+        #: The experiment over this worker's partitions (variant -> figures), as last read.
+        self.experiment: dict[str, dict[str, Any]] = {}
         self.counters: Counter[str] = Counter()
         #: Each processed partition's latest model summary (``PartitionModels.summary()``).
         self.models: dict[int, dict[str, Any]] = {}
@@ -160,6 +173,21 @@ class WorkerMetrics:
             "Resolved labels each model was validated on and learned from, per partition.",
             ["target", "partition"],
             registry=reg,
+        )
+        self.reward_sums = Gauge(
+            "liveprofiles_policy_rewards",
+            "Settled decisions per experiment variant and partition (stat=count), the sum of"
+            " their rewards (stat=sum) and of the squares (stat=sum_squares): sums, so a query"
+            " can add partitions and workers up to means and intervals.",
+            ["variant", "partition", "stat"],
+            registry=self.registry,
+        )
+        self.lift = Gauge(
+            "liveprofiles_policy_lift",
+            "Mean reward per settled decision of each variant minus the holdout's, over this"
+            " worker's partitions, with its 95% interval (bound=estimate|low|high).",
+            ["variant", "bound"],
+            registry=self.registry,
         )
         self.model_missed = Gauge(
             "liveprofiles_model_missed_labels",
@@ -259,14 +287,45 @@ class WorkerMetrics:
             for partition, (summary, missed) in self._read_models().items():
                 self.observe_models(partition, summary, missed)
 
+    def refresh_policy(self) -> None:
+        """Take each assigned partition's reward statistics; export sums and the lift."""
+        if self._read_policy is None:
+            return
+        merged = RewardStats()
+        for partition, stats in self._read_policy().items():
+            merged = merged.merge(stats)
+            for variant in stats.variants:
+                n, mean = stats.count(variant), stats.mean(variant) or 0.0
+                m2 = (stats.variance(variant) or 0.0) * max(n - 1, 0)
+                labels = (variant, str(partition))
+                self.reward_sums.labels(*labels, "count").set(n)
+                self.reward_sums.labels(*labels, "sum").set(n * mean)
+                self.reward_sums.labels(*labels, "sum_squares").set(m2 + n * mean * mean)
+        self.experiment = {}
+        for variant in merged.variants:
+            lift = merged.lift(variant) if variant != "holdout" else None
+            self.experiment[variant] = {
+                "settled": merged.count(variant),
+                "mean_reward": merged.mean(variant),
+                "lift": None if lift is None else lift.estimate,
+                "lift_low": None if lift is None else lift.low,
+                "lift_high": None if lift is None else lift.high,
+            }
+            if lift is not None:
+                self.lift.labels(variant, "estimate").set(lift.estimate)
+                self.lift.labels(variant, "low").set(lift.low)
+                self.lift.labels(variant, "high").set(lift.high)
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric of this worker."""
         self.refresh_models()
+        self.refresh_policy()
         return generate_latest(self.registry)
 
     def snapshot(self) -> dict[str, Any]:
         """What the dashboard shows (``/stats.json``): totals, recent latency, mix, partitions."""
         self.refresh_models()
+        self.refresh_policy()
         counters = self.counters
         lag = self.read_lag()
         return {
@@ -283,6 +342,8 @@ class WorkerMetrics:
                 str(p): {"watermark_ms": self.watermarks_ms.get(p), "lag": lag.get(p)}
                 for p in sorted(set(self.watermarks_ms) | set(lag))
             },
+            "experiment": self.experiment,
+            "rewards_out": counters["rewards_out"],
             "models": [
                 {"partition": partition, "target": target, **figures}
                 for partition, summary in sorted(self.models.items())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+import statistics
 from collections import Counter
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -9,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.batch import BatchResult, RawRecord, process_records
 from agents.metrics import WorkerMetrics
 from stream import SourcePosition, StepConfig
+from stream.experiments import RewardStats
 from stream.timeutil import ms_to_iso
 from tests.support import INVALID_EVENTS, viewed_event
 
@@ -171,3 +175,42 @@ def test_model_figures_are_read_when_scraped() -> None:
         == 0.7
     )
     assert samples[("liveprofiles_model_missed_labels", (("partition", "1"),))] == 2
+
+
+def test_the_experiment_is_read_when_scraped_and_adds_up_across_partitions() -> None:
+    rng = random.Random(5)
+    stats = {0: RewardStats(), 3: RewardStats()}
+    rewards: dict[str, list[float]] = {"holdout": [], "champion": []}
+    arms = [(0, "holdout", 0.1), (3, "holdout", 0.1), (0, "champion", 0.3), (3, "champion", 0.3)]
+    for partition, variant, p in arms:
+        for _ in range(400):
+            reward = float(rng.random() < p)
+            stats[partition].observe(variant, reward)
+            rewards[variant].append(reward)
+    metrics = WorkerMetrics("w1", policy=lambda: stats)
+    samples = _samples(metrics)
+
+    def sample(variant: str, partition: int, stat: str) -> float:
+        key = (("partition", str(partition)), ("stat", stat), ("variant", variant))
+        return samples[("liveprofiles_policy_rewards", key)]
+
+    # per-partition sums add up to the whole: what a query across workers does
+    for variant, values in rewards.items():
+        assert sum(sample(variant, p, "count") for p in (0, 3)) == len(values)
+        assert math.isclose(sum(sample(variant, p, "sum") for p in (0, 3)), sum(values))
+        squares = sum(sample(variant, p, "sum_squares") for p in (0, 3))
+        assert math.isclose(squares, sum(v * v for v in values), rel_tol=1e-9)
+    lift = statistics.mean(rewards["champion"]) - statistics.mean(rewards["holdout"])
+    estimate = samples[
+        ("liveprofiles_policy_lift", (("bound", "estimate"), ("variant", "champion")))
+    ]
+    low = samples[("liveprofiles_policy_lift", (("bound", "low"), ("variant", "champion")))]
+    high = samples[("liveprofiles_policy_lift", (("bound", "high"), ("variant", "champion")))]
+    assert math.isclose(estimate, lift) and low < estimate < high and low > 0
+    assert not any(
+        name == "liveprofiles_policy_lift" and ("variant", "holdout") in labels
+        for name, labels in samples
+    )
+    experiment = metrics.snapshot()["experiment"]
+    assert experiment["champion"]["settled"] == 800
+    assert experiment["holdout"]["lift"] is None
