@@ -34,7 +34,7 @@ from stream.exceptions import ConfigError, SnapshotError
 from stream.models import snapshot
 from stream.models.arith import total
 
-__all__ = ["BUCKETS", "Lift", "RewardStats", "assign_variant"]
+__all__ = ["BUCKETS", "Lift", "RewardStats", "VariantAssigner", "assign_variant"]
 
 _KIND, _VERSION = "reward_stats", "1"
 
@@ -62,15 +62,34 @@ def assign_variant(user_key: str, salt: str, shares: Sequence[tuple[str, float]]
     ...
     stream.exceptions.ConfigError: shares must sum to 1, got 1.1
     """
-    _check_shares(shares)
-    bucket = _bucket(salt, user_key)
-    values = [share for _, share in shares]
-    for i, (variant, share) in enumerate(shares):
-        # fsum of the prefix: the edges do not depend on how rounding accumulates.
-        if share > 0.0 and bucket < total(values[: i + 1]) * BUCKETS:
-            return variant
-    # Only the shares' rounding (below the tolerance) can leave the last buckets unclaimed.
-    return next(variant for variant, share in reversed(shares) if share > 0.0)
+    return VariantAssigner(salt, shares)(user_key)
+
+
+class VariantAssigner:
+    """:func:`assign_variant` for one salt and set of shares, checked and laid out once (the
+    policy assigns a variant on every event)."""
+
+    __slots__ = ("_edges", "_last", "_salt")
+
+    def __init__(self, salt: str, shares: Sequence[tuple[str, float]]) -> None:
+        _check_shares(shares)
+        values = [share for _, share in shares]
+        self._salt = salt
+        # fsum of each prefix: the edges do not depend on how rounding accumulates.
+        self._edges = [
+            (total(values[: i + 1]) * BUCKETS, variant)
+            for i, (variant, share) in enumerate(shares)
+            if share > 0.0
+        ]
+        # Only the shares' rounding (below the tolerance) can leave the last buckets unclaimed.
+        self._last = self._edges[-1][1]
+
+    def __call__(self, user_key: str) -> str:
+        bucket = _bucket(self._salt, user_key)
+        for edge, variant in self._edges:
+            if bucket < edge:
+                return variant
+        return self._last
 
 
 class Lift(NamedTuple):

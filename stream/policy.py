@@ -39,7 +39,7 @@ from stream.bandit import LinearBandit, epsilon_schedule, uniform_from
 from stream.config import StepConfig
 from stream.decision import Alternative, Decision, Reason, Scalar, decision_id
 from stream.events import Event
-from stream.experiments import assign_variant
+from stream.experiments import VariantAssigner
 from stream.guardrails import blocked, forgotten_before, record_start
 from stream.memo import PerObject
 from stream.policyconfig import PolicyConfig, Variant
@@ -173,12 +173,15 @@ def decide(
 
 
 def _variant(policy: PolicyConfig, user_key: str) -> Variant:
-    shares = _shares(policy)
-    return policy.variant(assign_variant(user_key, policy.salt, shares))
+    assign, variants = _assigner(policy)
+    return variants[assign(user_key)]
 
 
-_shares: PerObject[PolicyConfig, list[tuple[str, float]]] = PerObject(
-    lambda policy: [(v.name, v.share) for v in policy.variants]
+_assigner: PerObject[PolicyConfig, tuple[VariantAssigner, dict[str, Variant]]] = PerObject(
+    lambda policy: (
+        VariantAssigner(policy.salt, [(v.name, v.share) for v in policy.variants]),
+        {v.name: v for v in policy.variants},
+    )
 )
 
 
