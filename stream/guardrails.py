@@ -32,23 +32,23 @@ from collections.abc import Sequence
 from stream.actions import ActionCatalog, ActionSpec
 from stream.memo import PerObject
 
-__all__ = ["blocked", "forgotten_before", "horizon_ms", "record_start"]
+__all__ = ["blocked", "horizon_ms", "late_limit", "record_start"]
 
 #: (action, event time of the start), in the order they were recorded.
 Start = tuple[str, int]
 
 
 def blocked(
-    spec: ActionSpec, starts: Sequence[Start], at_ms: int, forgotten_before_ms: int | None = None
+    spec: ActionSpec, starts: Sequence[Start], at_ms: int, late_at_ms: int | None = None
 ) -> str | None:
     """Why ``spec`` may not start at ``at_ms`` (a cap or the cooldown), or ``None``.
 
-    ``forgotten_before_ms``: starts at or before it may have been pruned (see
-    :func:`record_start`), so a capped action cannot start there: the check would be blind.
+    ``late_at_ms`` (:func:`late_limit`): an event at or before it is too late for a capped
+    action: the starts it would have to be checked against may have been pruned.
     """
     if not spec.caps and not spec.cooldown_ms:
         return None
-    if forgotten_before_ms is not None and at_ms <= forgotten_before_ms:
+    if late_at_ms is not None and at_ms <= late_at_ms:
         return "late: the event is older than the starts the guardrails remember"
     name = spec.name
     times = [t for action, t in starts if action == name]
@@ -63,9 +63,9 @@ def blocked(
     return None
 
 
-def forgotten_before(latest_ms: int, catalog: ActionCatalog) -> int:
-    """Starts at or before this time may have been pruned from a user whose latest event is
-    at ``latest_ms``."""
+def late_limit(latest_ms: int, catalog: ActionCatalog) -> int:
+    """For a user whose latest event is at ``latest_ms``: events at or before this time are too
+    late for capped actions (:func:`record_start` keeps the starts every later event needs)."""
     return latest_ms - horizon_ms(catalog)
 
 
@@ -86,13 +86,14 @@ _horizon: PerObject[ActionCatalog, int] = PerObject(
 def record_start(
     starts: list[Start], action: str, at_ms: int, latest_ms: int, catalog: ActionCatalog
 ) -> list[Start]:
-    """``starts`` with the new one, without those no cap or cooldown can see any more.
+    """``starts`` with the new one, without those no allowed event can be checked against.
 
-    ``latest_ms`` is the user's latest event time: a start older than it by more than every
-    window can only matter to an event that late, and :func:`blocked` refuses capped actions
-    to those (pass it :func:`forgotten_before`).
+    ``latest_ms`` is the user's latest event time. An event may start a capped action only after
+    :func:`late_limit` (``latest_ms - horizon``), and a start matters to events less than the
+    horizon away, so starts after ``latest_ms - 2 * horizon`` are kept: pruning at one horizon
+    let a late event just inside the limit miss a start just outside it, and exceed its cap.
     """
-    keep_after = forgotten_before(latest_ms, catalog)
+    keep_after = latest_ms - 2 * horizon_ms(catalog)
     kept = [s for s in starts if s[1] > keep_after]
     kept.append((action, at_ms))
     return kept

@@ -40,7 +40,7 @@ from stream.config import StepConfig
 from stream.decision import Alternative, Decision, Reason, Scalar, decision_id
 from stream.events import Event
 from stream.experiments import VariantAssigner
-from stream.guardrails import blocked, forgotten_before, record_start
+from stream.guardrails import blocked, late_limit, record_start
 from stream.memo import PerObject
 from stream.policyconfig import PolicyConfig, Variant
 from stream.policylearner import CONTEXT_NAMES, PolicyLearner
@@ -122,7 +122,10 @@ def decide(
         )
     if kept is None and forced is None:
         start = chosen != running
-        _record(profile, event, policy, chosen, variant.name, propensity, context, did, start)
+        grace = config.features.grace_ms
+        _record(
+            profile, event, policy, chosen, variant.name, propensity, context, did, start, grace
+        )
         if len(profile.decisions) > policy.rewards.max_pending:
             del profile.decisions[0]
             if notes is not None:
@@ -208,7 +211,7 @@ def _verdicts(
     scores = _scores(predictions)
     t = event.timestamp_ms
     latest = profile.last_seen_ms if profile.last_seen_ms is not None else t
-    forgotten = forgotten_before(latest, catalog)
+    late_at = late_limit(latest, catalog)
     verdicts: list[tuple[str, str | None, str | None]] = []
     for index, spec in enumerate(catalog.actions):
         if spec.name == catalog.default_action:
@@ -217,7 +220,7 @@ def _verdicts(
         condition = (
             forced[0] if forced else eligibility(catalog, index, features, event.name, scores)
         )
-        guard = None if condition else blocked(spec, profile.starts, t, forgotten)
+        guard = None if condition else blocked(spec, profile.starts, t, late_at)
         verdicts.append((spec.name, condition, guard))
     return verdicts
 
@@ -303,13 +306,21 @@ def _record(
     context: tuple[float, ...],
     did: str,
     start: bool,
+    grace_ms: int,
 ) -> None:
     """A new choice waits for its reward; unless it continues the running action (or is the
-    default, which has no guardrails), it is also a start the caps and cooldowns count."""
+    default, which has no guardrails), it is also a start the caps and cooldowns count.
+
+    A choice made on an event so late that the user's own clock has already closed its reward
+    window waits for nothing: it would be settled at once with the default reward, and teach
+    the bandit that whatever late events get earns nothing.
+    """
     t = event.timestamp_ms
+    latest = max(t, profile.last_seen_ms or t)
     if start and action != policy.catalog.default_action:
-        latest = max(t, profile.last_seen_ms or t)
         profile.starts = record_start(profile.starts, action, t, latest, policy.catalog)
+    if t + policy.rewards.window_ms < latest - grace_ms:
+        return
     pending = PendingDecision(did, action, variant, t, propensity, context, None, (), False)
     profile.decisions = [*profile.decisions, pending]
 

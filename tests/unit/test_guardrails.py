@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stream import StepConfig, step
 from stream.actions import ActionCatalog, ActionSpec, Condition, FrequencyCap
-from stream.guardrails import Start, blocked, forgotten_before, horizon_ms, record_start
+from stream.guardrails import Start, blocked, horizon_ms, late_limit, record_start
 from stream.policyconfig import DEFAULT_CATALOG, PolicyConfig, Variant
 from stream.windows import DAY_MS, MINUTE_MS
 from tests.unit.test_step import ev
@@ -78,8 +77,8 @@ def apply_as_the_policy_does(events: Sequence[Attempt], prune: bool = True) -> l
         latest = t if latest is None else max(latest, t)
         if action is None:
             continue
-        forgotten = forgotten_before(latest, CATALOG) if prune else None
-        if blocked(SPECS[action], starts, t, forgotten) is None:
+        late_at = late_limit(latest, CATALOG) if prune else None
+        if blocked(SPECS[action], starts, t, late_at) is None:
             if prune:
                 starts = record_start(starts, action, t, latest, CATALOG)
             else:
@@ -117,14 +116,6 @@ def test_with_pruning_in_event_time_order_no_window_overflows(events: list[Attem
         assert accepted[0] == first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: record_start prunes starts at or before latest - horizon, but blocked refuses "
-        "only events at or before latest - horizon: an out-of-order event just after that point "
-        "is checked blind to pruned starts less than one window away"
-    ),
-)
 @SETTINGS
 @example([("a", 0), ("a", 60), ("b", 300), ("a", 30)])  # a at 0, 30, 60: 3 within 100 (max 2)
 @given(attempts)
@@ -133,19 +124,17 @@ def test_with_pruning_in_any_order_no_window_overflows(events: list[Attempt]) ->
     assert violations(accepted, CATALOG) == []
 
 
-def test_minimal_reproduction_of_the_blind_late_check() -> None:
-    """What the xfail above runs into, step by step (this test pins the current behaviour)."""
+def test_a_late_event_just_inside_the_limit_still_sees_the_starts_near_it() -> None:
+    """The case that broke a cap when starts were pruned at one horizon (found by the property
+    above): a start at 0 is still remembered when the latest event is at 300, so a late start
+    at 30 is refused by the cap (0 and 60 are within 100 ms of it)."""
     spec = SPECS["a"]
     starts = record_start([], "a", 0, 0, CATALOG)
     starts = record_start(starts, "a", 60, 60, CATALOG)
-    # The horizon is 300 (b's longest window): this prunes ("a", 0), as 0 <= 300 - 300.
-    starts = record_start(starts, "b", 300, 300, CATALOG)
-    assert starts == [("a", 60), ("b", 300)]
-    assert forgotten_before(300, CATALOG) == 0
-    # 30 is after the forgotten point, so it is not refused as late, and ("a", 0) is gone:
-    assert blocked(spec, starts, 30, forgotten_before(300, CATALOG)) is None
-    # ...while with the full history the same start would be refused.
-    assert blocked(spec, [("a", 0), ("a", 60)], 30) == "cap: 2 starts within 100 ms"
+    starts = record_start(starts, "b", 300, 300, CATALOG)  # horizon 300: b's longest window
+    assert starts == [("a", 0), ("a", 60), ("b", 300)]
+    assert late_limit(300, CATALOG) == 0
+    assert blocked(spec, starts, 30, late_limit(300, CATALOG)) == "cap: 2 starts within 100 ms"
 
 
 M = MINUTE_MS
@@ -171,10 +160,6 @@ _PING_PONG_CONFIG = StepConfig(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (end to end): a late event starts a capped action a third time within its window",
-)
 def test_a_late_event_cannot_start_a_capped_action_beyond_its_cap_end_to_end() -> None:
     """ping is capped at 2 starts per 120 minutes. Starts at 0 and 70 min (new sessions); a
     'Pong' at 120 min starts pong and prunes the start at 0; a late event at 35 min (a new
@@ -223,27 +208,27 @@ def test_late_events_beyond_the_horizon_are_refused_for_capped_actions() -> None
     h = horizon_ms(CATALOG)
     assert h == 300  # the longest window or cooldown of the catalog
     latest = 10_000
-    forgotten = forgotten_before(latest, CATALOG)
-    assert forgotten == latest - h
+    late_at = late_limit(latest, CATALOG)
+    assert late_at == latest - h
     for name in ("a", "b", "c"):
-        reason = blocked(SPECS[name], [], forgotten, forgotten)
+        reason = blocked(SPECS[name], [], late_at, late_at)
         assert reason is not None and reason.startswith("late:"), reason
-        assert blocked(SPECS[name], [], forgotten - 5_000, forgotten) is not None
-        assert blocked(SPECS[name], [], forgotten + 1, forgotten) is None
+        assert blocked(SPECS[name], [], late_at - 5_000, late_at) is not None
+        assert blocked(SPECS[name], [], late_at + 1, late_at) is None
 
 
 def test_uncapped_actions_are_never_blocked() -> None:
     spec = ActionSpec(name="x", priority=1)
     crowded: list[Start] = [("x", t) for t in range(0, 100)]
     for at in (-(10**12), 0, 50, 99, 10**12):
-        assert blocked(spec, crowded, at, forgotten_before_ms=10**12) is None
+        assert blocked(spec, crowded, at, late_at_ms=10**12) is None
 
 
-def test_record_start_appends_and_prunes_only_what_no_window_can_see_from_latest() -> None:
+def test_record_start_keeps_what_any_event_after_the_late_limit_can_see() -> None:
     h = horizon_ms(CATALOG)
     starts: list[Start] = [("a", 100), ("b", 101), ("c", 400)]
-    kept = record_start(starts, "a", 350, latest_ms=100 + h, catalog=CATALOG)
-    assert kept == [("b", 101), ("c", 400), ("a", 350)]  # 100 <= latest - h: dropped
+    kept = record_start(starts, "a", 350, latest_ms=100 + 2 * h, catalog=CATALOG)
+    assert kept == [("b", 101), ("c", 400), ("a", 350)]  # 100 <= latest - 2h: dropped
     assert starts == [("a", 100), ("b", 101), ("c", 400)]  # the input is not mutated
 
 

@@ -852,6 +852,28 @@ def test_the_default_reward_when_the_window_closes() -> None:
     assert settled[-1].reward == 0.3
 
 
+def test_a_choice_on_an_event_later_than_its_reward_window_waits_for_no_reward() -> None:
+    """The user's own clock has closed the window of a choice made on a very late event: it is
+    a start (the guardrails count it) but not a pending decision, which would be settled at
+    once with the default reward and teach the bandit that late events earn nothing."""
+    window, grace = CFG.policy.rewards.window_ms, CFG.features.grace_ms
+    profile, _ = step(None, page(user="late", ts=T0), RULES)
+    profile, _ = step(profile, add("p1", 20.0, user="late", ts=T0 + 2 * 60 * M), RULES)
+    pending = list(profile.decisions)
+    late_at = T0 + 10 * M
+    assert late_at + window < profile.last_seen_ms - grace  # type: ignore[operator]
+    profile, out = step(profile, page(user="late", ts=late_at), RULES)
+    (decision,) = out.decisions
+    assert (decision.action, decision.reasons[0].rule) == ("remind_cart", "priority")
+    assert profile.starts[-1] == ("remind_cart", late_at)
+    assert profile.decisions == pending
+    # just inside the window, the same choice waits for its reward
+    profile, _ = step(None, page(user="ok", ts=T0), RULES)
+    profile, _ = step(profile, add("p1", 20.0, user="ok", ts=T0 + 40 * M), RULES)
+    profile, _ = step(profile, page(user="ok", ts=T0 + 15 * M), RULES)
+    assert profile.decisions[-1].action == "remind_cart"
+
+
 def test_require_exposure_makes_the_learner_skip_unexposed_rewards() -> None:
     strict = PolicyConfig(
         variants=(Variant(name="bandit", share=1.0, kind="bandit"),),
