@@ -120,17 +120,23 @@ def decide(
         chosen, propensity, probabilities, how = _choose(
             policy, variant, eligible, bandit, context, did, forced
         )
-    if kept is None and forced is None:
+    # The decision whose reward this one's outcomes count toward (see "pending_id" below).
+    pending_id: str | None = None
+    if kept is not None and profile.choice is not None and len(profile.choice) > 4:
+        pending_id = profile.choice[4]
+    elif kept is None and forced is None:
         start = chosen != running
         grace = config.features.grace_ms
-        _record(
+        waits = _record(
             profile, event, policy, chosen, variant.name, propensity, context, did, start, grace
         )
+        pending_id = did if waits else None
         if len(profile.decisions) > policy.rewards.max_pending:
             del profile.decisions[0]
             if notes is not None:
                 notes.append(NOTE_DECISION_DROPPED)
-        profile.choice = [chosen, variant.name, features["sessions_total"], list(allowed)]
+        allowed_now = list(allowed)
+        profile.choice = [chosen, variant.name, features["sessions_total"], allowed_now, did]
     spec = _spec(policy, chosen)
     alternatives = tuple(
         Alternative(
@@ -150,6 +156,9 @@ def decide(
         "exploration_rate": _epsilon(variant, bandit),
         "explored": how[0] == "bandit_explore",
         "sticky": how[0] == "sticky",
+        # What exposures and outcomes should name as their decision_id: this decision when it
+        # waits for a reward, the running one when this one only keeps its action (sticky).
+        "pending_id": pending_id,
         "eligible": list(eligible),
         "scores": scored,
         "context": dict(zip(CONTEXT_NAMES, context, strict=True)),
@@ -307,9 +316,9 @@ def _record(
     did: str,
     start: bool,
     grace_ms: int,
-) -> None:
-    """A new choice waits for its reward; unless it continues the running action (or is the
-    default, which has no guardrails), it is also a start the caps and cooldowns count.
+) -> bool:
+    """A new choice waits for its reward (``True``); unless it continues the running action (or
+    is the default, which has no guardrails), it is also a start the caps and cooldowns count.
 
     A choice made on an event so late that the user's own clock has already closed its reward
     window waits for nothing: it would be settled at once with the default reward, and teach
@@ -320,9 +329,10 @@ def _record(
     if start and action != policy.catalog.default_action:
         profile.starts = record_start(profile.starts, action, t, latest, policy.catalog)
     if t + policy.rewards.window_ms < latest - grace_ms:
-        return
+        return False
     pending = PendingDecision(did, action, variant, t, propensity, context, None, (), False)
     profile.decisions = [*profile.decisions, pending]
+    return True
 
 
 def _spec(policy: PolicyConfig, action: str) -> ActionSpec:

@@ -69,8 +69,8 @@ class Profile:
     consent: bool | None = None
     #: (action, event time) of each recent new choice: what caps and cooldowns count.
     starts: list[tuple[str, int]] = field(default_factory=list)
-    #: The previous new choice: [action, variant, session number, eligible actions] (the
-    #: policy keeps the action while these stay the same).
+    #: The previous new choice: [action, variant, session number, allowed actions, decision id]
+    #: (the policy keeps the action while these stay the same).
     choice: list[Any] | None = None
     #: Decisions waiting for their reward (stream.rewards), oldest first.
     decisions: list[PendingDecision] = field(default_factory=list)

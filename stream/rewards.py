@@ -7,10 +7,14 @@ back to it:
 * an **exposure** (``exposure_event``, e.g. "Decision Shown") marks the decision it names (by
   ``properties.decision_id``) as shown;
 * an **outcome** (an event named in ``rewards``, e.g. "Decision Clicked", "Product Added",
-  "Order Completed") credits the decision it names by ``properties.decision_id`` when present and
-  still pending; otherwise the user's latest pending decision made at or before it (last-touch
-  attribution within the window). A decision's reward is the **largest** reward among its
-  outcomes, so an order after an add to cart counts as an order, not both.
+  "Order Completed") credits the decision it names by ``properties.decision_id`` when that one
+  is pending; otherwise (no id, or the id of a decision that is not waiting: a sticky repeat, a
+  settled one) the user's latest pending decision made at or before it (last-touch attribution
+  within the window). Front ends should name a decision's ``policy.pending_id``: the decision
+  that waits for the reward, which a sticky decision names for the one it continues.
+
+A decision's reward is the **largest** reward among its outcomes, so an order after an add to
+cart counts as an order, not both.
 
 When the window closes (the user's own later events, or the partition's clock for users who
 never come back) the decision is settled as a :class:`Reward` record: its reward, or
@@ -153,13 +157,9 @@ def credit(
     value = config.rewards.get(event_name)
     if value is None or not pending:
         return pending
-    # A named decision that is no longer pending (settled, or never here) takes the outcome
-    # with it: crediting another decision would reward an action the user did not react to.
-    target = (
-        _latest_before(pending, time_ms, config.window_ms)
-        if decision_id is None
-        else _named(pending, decision_id)
-    )
+    target = _named(pending, decision_id)
+    if target is None:
+        target = _latest_before(pending, time_ms, config.window_ms)
     if target is None:
         return pending
     old = pending[target]

@@ -825,9 +825,33 @@ def test_the_largest_reward_wins() -> None:
     assert pending[0].outcomes == ("Product Added", "Order Completed", "Decision Clicked")
 
 
-def test_a_named_decision_that_is_not_pending_credits_nothing() -> None:
+def test_a_named_decision_that_is_not_pending_falls_back_to_the_last_touch() -> None:
+    """A sticky repeat's id (or a settled decision's) names nothing pending: the outcome goes
+    to the latest pending decision before it, as an unnamed one would."""
     pending = [_pending("d1", 1_000), _pending("d2", 2_000)]
-    assert credit(pending, "Order Completed", "gone", 3_000, RC) == pending
+    credited = credit(pending, "Order Completed", "gone", 3_000, RC)
+    assert [p.reward for p in credited] == [None, 1.0]
+    assert credit(pending, "Order Completed", "gone", 999, RC) == pending  # nothing before it
+
+
+def test_a_sticky_decision_names_the_running_one_as_its_pending_id() -> None:
+    profile, outs = None, []
+    for event in (add("p1", 20.0, user="s", ts=T0), page(user="s", ts=T0 + M)):
+        profile, out = step(profile, event, RULES)
+        outs.extend(out.decisions)
+    profile, out = step(profile, page(user="s", ts=T0 + 2 * M), RULES)
+    new, sticky = outs[-1], out.decisions[0]
+    assert (new.action, new.reasons[0].rule) == ("remind_cart", "priority")
+    assert (sticky.action, sticky.reasons[0].rule) == ("remind_cart", "sticky")
+    assert new.policy is not None and sticky.policy is not None
+    assert new.policy["pending_id"] == new.decision_id
+    assert sticky.policy["pending_id"] == new.decision_id
+    assert [d.decision_id for d in profile.decisions][-1] == new.decision_id
+    # a front end that reports the sticky decision's own id still rewards the running choice
+    click = ev("Decision Clicked", {"decision_id": sticky.decision_id}, user="s", ts=T0 + 3 * M)
+    profile, _ = step(profile, click, RULES)
+    running = next(d for d in profile.decisions if d.decision_id == new.decision_id)
+    assert running.outcomes == ("Decision Clicked",)
 
 
 def test_an_exposure_marks_the_named_decision_only() -> None:
