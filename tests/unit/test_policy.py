@@ -1012,3 +1012,18 @@ def test_the_same_log_replays_to_identical_bytes_and_snapshots_round_trip(
         assert learner.policy.stats.count("bandit") > 0
     for profile in once.profiles.values():
         assert Profile.from_bytes(profile.to_bytes()).to_bytes() == profile.to_bytes()
+
+
+def test_the_readmes_policy_file_is_the_default_policy() -> None:
+    """The README shows the default policy as a file: it must load, and be the default (but
+    for the actions' descriptions, which it leaves out)."""
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    start = text.index('{"version": "nba-v1",')
+    shown = PolicyConfig.model_validate_json(text[start : text.index("```", start)])
+
+    def without_descriptions(policy: PolicyConfig) -> PolicyConfig:
+        actions = tuple(a.model_copy(update={"description": ""}) for a in policy.catalog.actions)
+        catalog = policy.catalog.model_copy(update={"actions": actions})
+        return policy.model_copy(update={"catalog": catalog})
+
+    assert without_descriptions(shown) == without_descriptions(DEFAULT_POLICY)
