@@ -142,6 +142,7 @@ class DecisionWatcher(threading.Thread):
         self._lock = threading.Lock()
         self.arrived_ms: dict[str, int] = {}
         self.actions: Counter[str] = Counter()
+        self.variants: Counter[str] = Counter()
         self.latest: list[dict[str, object]] = []
 
     def run(self) -> None:
@@ -161,6 +162,7 @@ class DecisionWatcher(threading.Thread):
         with self._lock:
             self.arrived_ms[str(event["message_id"])] = arrived
             self.actions[str(decision["action"])] += 1
+            self.variants[str(decision.get("variant"))] += 1
             self.latest.append(decision)
 
     def count(self) -> int:

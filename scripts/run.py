@@ -19,9 +19,12 @@ import itertools
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import orjson
 from tqdm import tqdm
 
 from scripts.httpload import CollectorRefused, post_batches
@@ -147,8 +150,59 @@ def _summary(
         f"  latency p50 / p99  {percentile(latencies, 50):.0f} ms / "
         f"{percentile(latencies, 99):.0f} ms (produce -> decision arrival{backlog})",
         "  action mix         " + ", ".join(f"{a} {n:,}" for a, n in mix.most_common()),
+        "  variants           "
+        + ", ".join(f"{v} {n:,}" for v, n in Counter(watcher.variants).most_common()),
     ]
     return "\n".join(lines)
+
+
+def _learning(stats: dict[str, Any] | None) -> list[str]:
+    """The models' progressive validation and the experiment, from a worker's ``/stats.json``."""
+    if stats is None:
+        return ["  models/experiment (the worker's figures could not be read)"]
+    lines = ["  models             online, each label scored before it is learned (first worker)"]
+    by_target: dict[str, list[str]] = {}
+    for m in stats.get("models", []):
+        figure = (
+            f"AUC {m['roc_auc']:.3f}"
+            if m.get("roc_auc") is not None
+            else f"top-{m.get('k', 3)} {m['top_k']:.3f}"
+            if m.get("top_k") is not None
+            else "-"
+        )
+        by_target.setdefault(m["target"], []).append(
+            f"p{m['partition']} {figure} ({m['count']:,} labels)"
+        )
+    lines += [f"    {target:<16} " + ", ".join(parts) for target, parts in by_target.items()]
+    if not by_target:
+        lines.append("    no label resolved yet (labels need 30 min of event time)")
+    lines.append("  experiment         mean reward per settled decision; lift over the holdout")
+    experiment: dict[str, dict[str, Any]] = stats.get("experiment", {})
+    for variant, e in sorted(experiment.items()):
+        lift = (
+            f"lift {e['lift']:+.4f} [{e['lift_low']:+.4f}, {e['lift_high']:+.4f}]"
+            if e.get("lift") is not None
+            else "baseline"
+            if variant == "holdout"
+            else "lift -"
+        )
+        lines.append(
+            f"    {variant:<16} mean {e['mean_reward']:.4f}  {lift}  ({e['settled']:,} settled)"
+        )
+    if not experiment:
+        lines.append("    no decision settled yet (a reward window is 30 min of event time)")
+    return lines
+
+
+def _stats(web: str | None) -> dict[str, Any] | None:
+    if web is None:
+        return None
+    try:
+        with urllib.request.urlopen(f"{web}/stats.json", timeout=5.0) as response:
+            doc = orjson.loads(response.read())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         shower.join(timeout=2.0)
         watcher.stop()
         print(_summary(sent, watcher, sent_ms, wall_s, args.rate))
+        print("\n".join(_learning(_stats(web))))
         if args.stay:
             print(f"still running: dashboard {web}/dashboard; Ctrl-C stops everything")
             threading.Event().wait()
