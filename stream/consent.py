@@ -1,10 +1,16 @@
-"""Consent to personalization, as Segment's consent management sends it.
+"""Consent to personalization, as Segment's consent management sends it, enforced by the step.
 
 Segment's Consent Management puts the user's choices in every event's
-``context.consent.categoryPreferences`` (category name -> bool). The policy reads one category
-(``PolicyConfig.consent_category``, matched in any case): ``False`` opts the user out of
-personalization (the default action, see :mod:`stream.policy`), ``True`` opts them back in.
-Events that say nothing leave the user's consent as it was.
+``context.consent.categoryPreferences`` (category name -> bool). The step reads one category
+(``PolicyConfig.consent_category``, matched in any case): ``False`` opts the user out, ``True``
+opts them back in; events that say nothing leave the user's consent as it was.
+
+While a user is opted out (:func:`withhold`), their profile is only the **consent record**: the
+key and ids, the consent, the latest event time (so an idle record is still evicted) and the
+idempotence records (so a redelivered event is still applied once). Their events are not folded
+into features, make no pending label or decision, and nothing is learned from them; every
+decision is the default action (reason ``opted_out``). Opting back in starts from that clean
+record: nothing from before, or from the opted-out period, comes back.
 
 >>> from stream.events import Event, EventType
 >>> def with_consent(prefs):
@@ -19,8 +25,9 @@ True
 from __future__ import annotations
 
 from stream.events import Event
+from stream.profile import Profile
 
-__all__ = ["consent_of"]
+__all__ = ["consent_of", "withhold"]
 
 
 def consent_of(event: Event, category: str) -> bool | None:
@@ -36,3 +43,20 @@ def consent_of(event: Event, category: str) -> bool | None:
         if isinstance(name, str) and name.casefold() == wanted and isinstance(value, bool):
             return value
     return None
+
+
+def withhold(profile: Profile, event_time_ms: int) -> None:
+    """Reduce ``profile`` (in place) to the consent record of an opted-out user."""
+    latest = max(event_time_ms, profile.last_seen_ms or event_time_ms)
+    record = Profile(
+        user_key=profile.user_key,
+        user_id=profile.user_id,
+        anonymous_id=profile.anonymous_id,
+        recent_messages=profile.recent_messages,
+        applied=profile.applied,
+        consent=False,
+        last_seen_ms=latest,
+        head=None,
+    )
+    for name in Profile.__dataclass_fields__:
+        setattr(profile, name, getattr(record, name))

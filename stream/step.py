@@ -21,6 +21,10 @@ Idempotence, in two layers:
 Skipped events produce no decision: the decision for the first application already went out,
 with the same deterministic id.
 
+**Consent.** An event that opts the user out of personalization, and every event while they
+are opted out, reduces the profile to its consent record and gets the default action: nothing
+of it reaches features, labels, models or the bandit (:mod:`stream.consent`).
+
 **Models.** The step reads its partition's models (to score) but never updates them: it returns
 the labels this event resolved (``examples``) and the inputs of the pending label it made, and the
 partition's learner (:mod:`stream.partition`) learns from them in log order. The profile's
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stream.config import StepConfig
-from stream.consent import consent_of
+from stream.consent import consent_of, withhold
 from stream.decision import Decision
 from stream.events import Event, message_fingerprint
 from stream.eviction import idle_too_long, reset_after_idle
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NOTE_IDLE_RESET",
+    "NOTE_OPTED_OUT",
     "SKIP_ALREADY_APPLIED",
     "SKIP_DUPLICATE",
     "StepOutputs",
@@ -63,6 +68,8 @@ SKIP_ALREADY_APPLIED = "already_applied"
 SKIP_DUPLICATE = "duplicate"
 #: The user had been idle beyond the horizon: the event started a fresh profile.
 NOTE_IDLE_RESET = "idle_reset"
+#: The user is opted out of personalization: the event was not applied (stream.consent).
+NOTE_OPTED_OUT = "opted_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +115,12 @@ def step(
         reset_after_idle(current)
         notes.append(NOTE_IDLE_RESET)
     _remember_message(current, fingerprint, config.dedupe_window)
+    consent = consent_of(event, config.policy.consent_category)
+    if consent is False or (consent is None and current.consent is False):
+        return current, _opted_out(current, event, config)
+    current.consent = consent if consent is not None else current.consent
     previous_seen = current.last_seen_ms
     notes.extend(apply_event(current, event, config, fingerprint))
-    consent = consent_of(event, config.policy.consent_category)
-    if consent is not None:
-        current.consent = consent
     features = feature_vector(current, config)
     examples: list[Example] = []
     new_label, predictions = label_and_predict(
@@ -130,6 +138,15 @@ def step(
         new_label=new_label,
         rewards=rewards,
     )
+
+
+def _opted_out(profile: Profile, event: Event, config: StepConfig) -> StepOutputs:
+    """The step for a user who opted out: the profile stays a consent record (stream.consent),
+    the decision is the default action, and nothing reaches the models or the bandit."""
+    withhold(profile, event.timestamp_ms)
+    features = feature_vector(profile, config)
+    decision = decide(profile, features, event, config, _versions(config))
+    return StepOutputs(decisions=(decision,), notes=(NOTE_OPTED_OUT,))
 
 
 def _join_rewards(profile: Profile, event: Event, config: StepConfig) -> tuple[Reward, ...]:

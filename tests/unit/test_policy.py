@@ -31,6 +31,7 @@ from stream.policyconfig import DEFAULT_CATALOG, DEFAULT_POLICY, PolicyConfig, V
 from stream.policylearner import PolicyLearner
 from stream.replay import replay, replay_outputs
 from stream.rewards import PendingDecision, Reward, RewardConfig, close, credit, expose
+from stream.step import NOTE_OPTED_OUT
 from stream.synthetic import GeneratorConfig, generate_events
 from stream.timeutil import ms_to_iso
 from stream.windows import DAY_MS, MINUTE_MS
@@ -293,6 +294,8 @@ class Traced:
     consent: bool | None
     notes: tuple[str, ...]
     eligible_by_conditions: bool
+    #: Pending decisions an opt-out discarded in this step (nothing is learned from them).
+    withheld: int = 0
 
 
 @dataclass
@@ -318,6 +321,7 @@ def traced_replay(lines: Sequence[bytes], config: StepConfig, partitions: int = 
         )
         before = trace.profiles.get(event.user_key)
         before_starts = before.starts if before is not None else None
+        before_pending = len(before.decisions) if before is not None else 0
         outputs = learner.process(event, store, config)
         trace.rewards.extend(outputs.rewards)
         if outputs.skipped is not None:
@@ -340,6 +344,7 @@ def traced_replay(lines: Sequence[bytes], config: StepConfig, partitions: int = 
                 profile.consent,
                 outputs.notes,
                 allowed is None,
+                before_pending if NOTE_OPTED_OUT in outputs.notes else 0,
             )
         )
     return trace
@@ -398,7 +403,7 @@ def check_trace(trace: Trace, config: StepConfig) -> None:
         assert block["sticky"] == (rule == "sticky")
         if new:
             new_choices.add(d.decision_id)
-        dropped += t.notes.count(NOTE_DECISION_DROPPED)
+        dropped += t.notes.count(NOTE_DECISION_DROPPED) + t.withheld
         # Only new choices start anything, and never the default.
         if t.started is not None:
             assert new and t.started == (d.action, d.event_time_ms) and d.action != DEFAULT, d
@@ -416,7 +421,7 @@ def check_trace(trace: Trace, config: StepConfig) -> None:
         assert r.reward == expected
         assert r.resolved_at_ms > r.decision.at_ms + rc.window_ms
     # Every new choice is settled, still pending (its window not closed by its user's clock),
-    # or was dropped for max_pending (counted).
+    # or was dropped for max_pending or discarded by an opt-out (both counted).
     pending: set[str] = set()
     for profile in trace.profiles.values():
         now = (profile.last_seen_ms or 0) - config.features.grace_ms
@@ -577,14 +582,27 @@ def test_an_opted_out_user_gets_the_default_until_they_opt_back_in() -> None:
     profile, _ = step(None, add("p1", 30.0, user=user, ts=T0), RULES)
     profile, out = step(profile, page(user=user, ts=T0 + M), RULES)
     assert out.decisions[0].action == "remind_cart"
+    assert profile.decisions and profile.labels
     profile, out = step(profile, page(user=user, ts=T0 + 2 * M, context=out_ctx), RULES)
-    pending = list(profile.decisions)
-    for i in range(3, 6):  # events that say nothing keep the user opted out
-        profile, out = step(profile, page(user=user, ts=T0 + i * M), RULES)
+    assert NOTE_OPTED_OUT in out.notes and not out.examples and out.new_label is None
+    # Only the consent record is left: the cart, the pending label and decision are gone.
+    record = profile.to_dict()
+    assert record["consent"] is False and record["last_seen_ms"] == T0 + 2 * M
+    assert record["counts"] == {} and record["labels"] == [] and record["decisions"] == []
+    assert record["starts"] == [] and record["choice"] is None and not record["final"]["cart"]
+    for i in range(3, 6):  # events that say nothing keep the user opted out, and unrecorded
+        profile, out = step(profile, add("p2", 9.0, user=user, ts=T0 + i * M), RULES)
         d = out.decisions[0]
         assert (d.action, d.reasons[0].rule, d.propensity) == (DEFAULT, "opted_out", 1.0)
-        assert profile.decisions == pending  # no pending decision made
+        assert d.predictions is None
+        assert profile.counts == {} and profile.decisions == []
     profile, out = step(profile, page(user=user, ts=T0 + 40 * M, context=in_ctx), RULES)
+    # Opting back in starts from clean: nothing from before, nor from the opted-out period.
+    assert out.decisions[0].action == DEFAULT  # the cart was forgotten
+    fresh, _ = step(None, page(user=user, ts=T0 + 40 * M, context=in_ctx), RULES)
+    assert feature_vector(profile, RULES) == feature_vector(fresh, RULES)
+    profile, out = step(profile, add("p3", 5.0, user=user, ts=T0 + 41 * M), RULES)
+    profile, out = step(profile, page(user=user, ts=T0 + 42 * M), RULES)
     d = out.decisions[0]
     assert (d.action, d.reasons[0].rule) == ("remind_cart", "priority")
     assert profile.decisions[-1].decision_id == d.decision_id
