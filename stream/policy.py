@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from math import log1p
-from typing import Any
+from typing import Any, NamedTuple
 
 from stream.actions import ActionSpec, eligibility, read_value, resolve_params
 from stream.bandit import LinearBandit, epsilon_schedule, uniform_from
@@ -84,6 +84,29 @@ def _scores(predictions: Mapping[str, Any] | None) -> dict[str, float] | None:
     return scores
 
 
+class _Options(NamedTuple):
+    """What the policy could do for this event."""
+
+    #: Each action (priority order) with why its conditions fail and why its guardrails block
+    #: a new start (``None``: they do not).
+    verdicts: list[tuple[str, str | None, str | None]]
+    #: The actions whose conditions hold.
+    allowed: tuple[str, ...]
+    #: The actions it may choose now: allowed, and free to start (or running already).
+    eligible: tuple[str, ...]
+    #: The action of the user's last new choice in this session and variant, if any.
+    running: str | None
+
+
+class _Choice(NamedTuple):
+    action: str
+    propensity: float
+    #: Each eligible action's probability of being chosen.
+    probabilities: dict[str, float]
+    #: (rule, detail): how it was chosen.
+    how: tuple[str, str]
+
+
 def decide(
     profile: Profile,
     features: Features,
@@ -100,69 +123,39 @@ def decide(
     did = decision_id(policy.version, event.user_key, event.message_id)
     variant = _variant(policy, event.user_key)
     forced = _forced(profile, event, policy)
-    verdicts = _verdicts(profile, features, event, policy, predictions, forced)
-    # "allowed": the conditions hold; "eligible": the guardrails also allow a new start.
-    allowed = tuple(name for name, condition, _ in verdicts if condition is None)
-    eligible = tuple(name for name, condition, guard in verdicts if condition is guard is None)
+    options = _options(profile, features, event, policy, variant, predictions, forced)
     bandit = _bandit_of(variant, learner, policy)
     context = context_vector(features, predictions)
     scored = (
-        dict(zip(allowed, bandit.scores(list(context), allowed), strict=True)) if bandit else {}
+        dict(zip(options.allowed, bandit.scores(list(context), options.allowed), strict=True))
+        if bandit
+        else {}
     )
-    running = _running(profile, features, variant)
-    if running in allowed and running not in eligible:
-        # The running action's own caps and cooldown limit new starts, not its continuation.
-        eligible = tuple(name for name in allowed if name in eligible or name == running)
-    kept = None if forced is not None else _kept(profile, running, allowed)
+    kept = None if forced is not None else _kept(profile, options)
     if kept is not None:
-        chosen, propensity, probabilities, how = kept, 1.0, {kept: 1.0}, ("sticky", _STICKY)
+        choice = _Choice(kept, 1.0, {kept: 1.0}, ("sticky", _STICKY))
+        pending_id = profile.choice[4] if profile.choice is not None else None
     else:
-        chosen, propensity, probabilities, how = _choose(
-            policy, variant, eligible, bandit, context, did, forced
-        )
-    # The decision whose reward this one's outcomes count toward (see "pending_id" below).
-    pending_id: str | None = None
-    if kept is not None and profile.choice is not None and len(profile.choice) > 4:
-        pending_id = profile.choice[4]
-    elif kept is None and forced is None:
-        start = chosen != running
-        grace = config.features.grace_ms
-        waits = _record(
-            profile, event, policy, chosen, variant.name, propensity, context, did, start, grace
-        )
-        pending_id = did if waits else None
-        if len(profile.decisions) > policy.rewards.max_pending:
-            del profile.decisions[0]
-            if notes is not None:
-                notes.append(NOTE_DECISION_DROPPED)
-        allowed_now = list(allowed)
-        profile.choice = [chosen, variant.name, features["sessions_total"], allowed_now, did]
-    spec = _spec(policy, chosen)
-    alternatives = tuple(
-        Alternative(
-            name,
-            scored.get(name, 0.0),
-            name in eligible,
-            condition or (None if name in eligible else guard) or "eligible",
-            round(probabilities.get(name, 0.0), 12),
-        )
-        for name, condition, guard in verdicts
-        if name != chosen
-    )
-    reasons = (Reason(how[0], how[1], {}), _eligibility_reason(spec, features, event, predictions))
+        choice = _choose(policy, variant, options.eligible, bandit, context, did, forced)
+        pending_id = None
+        if forced is None:
+            pending_id = _remember(
+                profile, features, event, config, variant, options, choice, context, did, notes
+            )
     block = {
         "version": learner.version_of(variant.name) if learner else policy.version,
         "kind": variant.kind,
         "exploration_rate": _epsilon(variant, bandit),
-        "explored": how[0] == "bandit_explore",
-        "sticky": how[0] == "sticky",
+        "explored": choice.how[0] == "bandit_explore",
+        "sticky": kept is not None,
         # What exposures and outcomes should name as their decision_id: this decision when it
         # waits for a reward, the running one when this one only keeps its action (sticky).
         "pending_id": pending_id,
-        "eligible": list(eligible),
+        "eligible": list(options.eligible),
         "scores": scored,
         "context": dict(zip(CONTEXT_NAMES, context, strict=True)),
     }
+    spec = _spec(policy, choice.action)
     return Decision(
         did,
         event.user_key,
@@ -171,16 +164,94 @@ def decide(
         event.message_id,
         event.name,
         event.timestamp_ms,
-        chosen,
-        scored.get(chosen, 0.0),
-        round(propensity, 12),
+        choice.action,
+        scored.get(choice.action, 0.0),
+        round(choice.propensity, 12),
         variant.name,
         resolve_params(spec, features),
-        alternatives,
-        reasons,
+        _alternatives(options, choice, scored),
+        (
+            Reason(choice.how[0], choice.how[1], {}),
+            _eligibility_reason(spec, features, event, predictions),
+        ),
         versions,
         predictions,
         block,
+    )
+
+
+def _options(
+    profile: Profile,
+    features: Features,
+    event: Event,
+    policy: PolicyConfig,
+    variant: Variant,
+    predictions: Mapping[str, Any] | None,
+    forced: tuple[str, str] | None,
+) -> _Options:
+    verdicts = _verdicts(profile, features, event, policy, predictions, forced)
+    allowed = tuple(name for name, condition, _ in verdicts if condition is None)
+    eligible = tuple(name for name, condition, guard in verdicts if condition is guard is None)
+    running = _running(profile, features, variant)
+    if running in allowed and running not in eligible:
+        # The running action's own caps and cooldown limit new starts, not its continuation.
+        eligible = tuple(name for name in allowed if name in eligible or name == running)
+    return _Options(verdicts, allowed, eligible, running)
+
+
+def _remember(
+    profile: Profile,
+    features: Features,
+    event: Event,
+    config: StepConfig,
+    variant: Variant,
+    options: _Options,
+    choice: _Choice,
+    context: tuple[float, ...],
+    did: str,
+    notes: list[str] | None,
+) -> str | None:
+    """Record a new choice in the profile (start, pending decision, running choice); return
+    the id of the decision waiting for its reward, if this one waits."""
+    policy = config.policy
+    start = choice.action != options.running
+    waits = _record(
+        profile,
+        event,
+        policy,
+        choice.action,
+        variant.name,
+        choice.propensity,
+        context,
+        did,
+        start,
+        config.features.grace_ms,
+    )
+    if len(profile.decisions) > policy.rewards.max_pending:
+        del profile.decisions[0]
+        if notes is not None:
+            notes.append(NOTE_DECISION_DROPPED)
+    session = features["sessions_total"]
+    profile.choice = [choice.action, variant.name, session, list(options.allowed), did]
+    return did if waits else None
+
+
+def _alternatives(
+    options: _Options, choice: _Choice, scored: Mapping[str, float]
+) -> tuple[Alternative, ...]:
+    """Every other action: its predicted reward, whether it was eligible (else why not: its
+    conditions, or its guardrails), and its probability of being chosen."""
+    eligible = options.eligible
+    return tuple(
+        Alternative(
+            name,
+            scored.get(name, 0.0),
+            name in eligible,
+            condition or (None if name in eligible else guard) or "eligible",
+            round(choice.probabilities.get(name, 0.0), 12),
+        )
+        for name, condition, guard in options.verdicts
+        if name != choice.action
     )
 
 
@@ -246,10 +317,11 @@ def _running(profile: Profile, features: Features, variant: Variant) -> str | No
     return None
 
 
-def _kept(profile: Profile, running: str | None, allowed: tuple[str, ...]) -> str | None:
+def _kept(profile: Profile, options: _Options) -> str | None:
     """The running action, if the context has not changed materially (see above)."""
-    if running is not None and profile.choice is not None and tuple(profile.choice[3]) == allowed:
-        return running
+    choice = profile.choice
+    if options.running is not None and choice is not None and tuple(choice[3]) == options.allowed:
+        return options.running
     return None
 
 
@@ -282,27 +354,30 @@ def _choose(
     context: tuple[float, ...],
     did: str,
     forced: tuple[str, str] | None,
-) -> tuple[str, float, dict[str, float], tuple[str, str]]:
-    """A new choice: (action, propensity, each eligible action's probability, (rule, detail))."""
+) -> _Choice:
+    """A new choice (or the forced default)."""
     default = policy.catalog.default_action
     if forced is not None:
-        return default, 1.0, {default: 1.0}, forced
+        return _Choice(default, 1.0, {default: 1.0}, forced)
     if variant.kind == "default":
-        return default, 1.0, {default: 1.0}, ("holdout", f"variant {variant.name!r}: default")
+        return _Choice(
+            default, 1.0, {default: 1.0}, ("holdout", f"variant {variant.name!r}: default")
+        )
     if variant.kind == "priority" or bandit is None:
         action = eligible[0]
-        return action, 1.0, {action: 1.0}, ("priority", "the highest-priority eligible action")
+        return _Choice(action, 1.0, {action: 1.0}, ("priority", _PRIORITY))
     epsilon = _epsilon(variant, bandit)
     choice = bandit.pull(list(context), eligible, epsilon, uniform_from(policy.seed, did))
     probabilities = dict(zip(eligible, choice.probabilities, strict=True))
     if choice.explored:
         detail = f"explored: drawn uniformly among {len(eligible)} eligible (rate {epsilon:g})"
-        return choice.action, choice.propensity, probabilities, ("bandit_explore", detail)
+        return _Choice(choice.action, choice.propensity, probabilities, ("bandit_explore", detail))
     detail = f"highest predicted reward ({max(choice.scores):.4f}) in this context"
-    return choice.action, choice.propensity, probabilities, ("bandit_greedy", detail)
+    return _Choice(choice.action, choice.propensity, probabilities, ("bandit_greedy", detail))
 
 
 _STICKY = "same session, same eligible actions: the previous decision's action is kept"
+_PRIORITY = "the highest-priority eligible action"
 
 
 def _record(
