@@ -48,15 +48,4 @@ def consent_of(event: Event, category: str) -> bool | None:
 def withhold(profile: Profile, event_time_ms: int) -> None:
     """Reduce ``profile`` (in place) to the consent record of an opted-out user."""
     latest = max(event_time_ms, profile.last_seen_ms or event_time_ms)
-    record = Profile(
-        user_key=profile.user_key,
-        user_id=profile.user_id,
-        anonymous_id=profile.anonymous_id,
-        recent_messages=profile.recent_messages,
-        applied=profile.applied,
-        consent=False,
-        last_seen_ms=latest,
-        head=None,
-    )
-    for name in Profile.__dataclass_fields__:
-        setattr(profile, name, getattr(record, name))
+    profile.restart(consent=False, last_seen_ms=latest, head=None)

@@ -43,16 +43,7 @@ def idle_too_long(last_seen_ms: int | None, event_ms: int, config: FeatureConfig
 
 def reset_after_idle(profile: Profile) -> None:
     """Start ``profile`` again (in place), keeping identity, consent and idempotence records."""
-    fresh = Profile(
-        user_key=profile.user_key,
-        user_id=profile.user_id,
-        anonymous_id=profile.anonymous_id,
-        recent_messages=profile.recent_messages,
-        applied=profile.applied,
-        consent=profile.consent,
-    )
-    for name in Profile.__dataclass_fields__:
-        setattr(profile, name, getattr(fresh, name))
+    profile.restart(consent=profile.consent)
 
 
 def evictable(last_seen_ms: int | None, watermark_ms: int | None, config: FeatureConfig) -> bool:

@@ -104,6 +104,20 @@ class Profile:
             list(self.decisions),
         )
 
+    def restart(self, **kept: Any) -> None:
+        """Make this profile a fresh one, in place, keeping its identity (key and ids), its
+        idempotence records (applied offsets, recent message ids) and the ``kept`` fields."""
+        fresh = Profile(
+            user_key=self.user_key,
+            user_id=self.user_id,
+            anonymous_id=self.anonymous_id,
+            recent_messages=self.recent_messages,
+            applied=self.applied,
+            **kept,
+        )
+        for name in Profile.__dataclass_fields__:
+            setattr(self, name, getattr(fresh, name))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": PROFILE_SCHEMA,
