@@ -47,21 +47,24 @@ from stream.policylearner import CONTEXT_NAMES, PolicyLearner
 from stream.profile import Profile
 from stream.rewards import PendingDecision
 
-__all__ = ["NOTE_DECISION_DROPPED", "context_vector", "decide"]
+__all__ = ["NOTE_DECISION_DROPPED", "context_vector", "decide", "model_scores"]
 
 #: A user had ``max_pending`` decisions waiting for rewards; the oldest was dropped unlearned.
 NOTE_DECISION_DROPPED = "decision_dropped"
 
 #: The feature vector the policy reads (see stream.features.feature_vector).
 Features = Mapping[str, Any]
+#: The model scores conditions and the context read, by target (:func:`model_scores`).
+Scores = Mapping[str, float] | None
 
 
-def context_vector(features: Features, predictions: Mapping[str, Any] | None) -> tuple[float, ...]:
-    """The bandit's context (:data:`~stream.policylearner.CONTEXT_NAMES`), each roughly in [0, 1].
+def context_vector(features: Features, scores: Scores) -> tuple[float, ...]:
+    """The bandit's context (:data:`~stream.policylearner.CONTEXT_NAMES`), each roughly in [0, 1],
+    from the features and the model scores (:func:`model_scores`).
 
     Rounded to 6 decimals: it is stored with every pending decision, and the bandit needs no more.
     """
-    scores = _scores(predictions) or {}
+    scores = scores or {}
     values = (
         1.0,
         scores.get("conversion", 0.0),
@@ -75,7 +78,9 @@ def context_vector(features: Features, predictions: Mapping[str, Any] | None) ->
     return tuple(round(float(v), 6) for v in values)
 
 
-def _scores(predictions: Mapping[str, Any] | None) -> dict[str, float] | None:
+def model_scores(predictions: Mapping[str, Any] | None) -> Scores:
+    """The probabilities conditions and the context read (``score.conversion``, ...), from the
+    decision's predictions; ``None`` without models, and no abandonment score without a cart."""
     if predictions is None:
         return None
     scores = {"conversion": predictions["conversion"]["p"]}
@@ -123,9 +128,10 @@ def decide(
     did = decision_id(policy.version, event.user_key, event.message_id)
     variant = _variant(policy, event.user_key)
     forced = _forced(profile, event, policy)
-    options = _options(profile, features, event, policy, variant, predictions, forced)
+    scores = model_scores(predictions)
+    options = _options(profile, features, event, policy, variant, scores, forced)
     bandit = _bandit_of(variant, learner, policy)
-    context = context_vector(features, predictions)
+    context = context_vector(features, scores)
     scored = (
         dict(zip(options.allowed, bandit.scores(list(context), options.allowed), strict=True))
         if bandit
@@ -172,7 +178,7 @@ def decide(
         _alternatives(options, choice, scored),
         (
             Reason(choice.how[0], choice.how[1], {}),
-            _eligibility_reason(spec, features, event, predictions),
+            _eligibility_reason(spec, features, event, scores),
         ),
         versions,
         predictions,
@@ -186,10 +192,10 @@ def _options(
     event: Event,
     policy: PolicyConfig,
     variant: Variant,
-    predictions: Mapping[str, Any] | None,
+    scores: Scores,
     forced: tuple[str, str] | None,
 ) -> _Options:
-    verdicts = _verdicts(profile, features, event, policy, predictions, forced)
+    verdicts = _verdicts(profile, features, event, policy, scores, forced)
     allowed = tuple(name for name, condition, _ in verdicts if condition is None)
     eligible = tuple(name for name, condition, guard in verdicts if condition is guard is None)
     running = _running(profile, features, variant)
@@ -282,13 +288,12 @@ def _verdicts(
     features: Features,
     event: Event,
     policy: PolicyConfig,
-    predictions: Mapping[str, Any] | None,
+    scores: Scores,
     forced: tuple[str, str] | None,
 ) -> list[tuple[str, str | None, str | None]]:
     """Each action (priority order) with why its conditions fail and why its guardrails block
     a new start (``None``: they do not)."""
     catalog = policy.catalog
-    scores = _scores(predictions)
     t = event.timestamp_ms
     latest = profile.last_seen_ms if profile.last_seen_ms is not None else t
     late_at = late_limit(latest, catalog)
@@ -420,12 +425,11 @@ _specs: PerObject[PolicyConfig, dict[str, ActionSpec]] = PerObject(
 
 
 def _eligibility_reason(
-    spec: ActionSpec, features: Features, event: Event, predictions: Mapping[str, Any] | None
+    spec: ActionSpec, features: Features, event: Event, scores: Scores
 ) -> Reason:
     """The conditions that made the chosen action eligible, with the values they saw."""
     if not spec.when:
         return Reason("eligible", f"{spec.name!r} is always eligible", {})
-    scores = _scores(predictions)
     used: dict[str, Scalar] = {}
     for condition in spec.when:
         value = read_value(condition.feature, features, event.name, scores)

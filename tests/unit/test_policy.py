@@ -26,7 +26,7 @@ from stream.features import feature_vector
 from stream.guardrails import Start
 from stream.partition import PartitionLearner, ProfileStore
 from stream.partitioning import partition_for
-from stream.policy import NOTE_DECISION_DROPPED
+from stream.policy import NOTE_DECISION_DROPPED, model_scores
 from stream.policyconfig import DEFAULT_CATALOG, DEFAULT_POLICY, PolicyConfig, Variant, load_policy
 from stream.policylearner import PolicyLearner
 from stream.replay import replay, replay_outputs
@@ -55,17 +55,6 @@ BANDIT = StepConfig(
 
 def _index(catalog: ActionCatalog, name: str) -> int:
     return catalog.names.index(name)
-
-
-def _scores(decision: Decision) -> dict[str, float] | None:
-    """What stream.policy gave the conditions, from what the decision logged."""
-    predictions = decision.predictions
-    if predictions is None:
-        return None
-    scores = {"conversion": predictions["conversion"]["p"]}
-    if predictions.get("abandonment") is not None:
-        scores["abandonment"] = predictions["abandonment"]["p"]
-    return scores
 
 
 # -- the catalog's validation ------------------------------------------------------------------
@@ -333,7 +322,11 @@ def traced_replay(lines: Sequence[bytes], config: StepConfig, partitions: int = 
         )
         features = feature_vector(profile, config)
         allowed = eligibility(
-            catalog, _index(catalog, decision.action), features, event.name, _scores(decision)
+            catalog,
+            _index(catalog, decision.action),
+            features,
+            event.name,
+            model_scores(decision.predictions),
         )
         trace.steps.append(
             Traced(
