@@ -33,7 +33,7 @@ import argparse
 import math
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ import orjson
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from scripts.cli import InputError, run_reporting
 from scripts.importer import FormatError, encode_events, import_file
 from scripts.replay import LogError, read_lines
 from stream.config import StepConfig
@@ -86,10 +87,6 @@ POPULARITY_FEATURE = "log_session_events"
 #: Bucket names of :func:`session_bucket`: the session's event count, in powers of two.
 SESSION_BUCKETS = ("1", "2-3", "4-7", "8-15", "16-31", "32+")
 _EPS = 1e-15
-
-
-class InputError(Exception):
-    """Input the user can fix (missing file, wrong format): reported in one line, exit 2."""
 
 
 # -- what the observer sees --------------------------------------------------------------------
@@ -693,44 +690,36 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here: matplotlib is the bench extra, and the metrics above do not need it.
     from scripts.evalreport import write_report
 
-    try:
-        source = read_source(args)
-        config = StepConfig()
-        replayed = run(source.lines, args.partitions, config)
-        if replayed.events == 0:
-            raise InputError(
-                f"no valid events in the log (first line: {replayed.first_dead_letter})"
-            )
-        names = model_inputs(config.features.catalog).names
-        targets, binary = evaluate(replayed.collector, names, args.warmup, source.propensity)
-        out = args.out if args.out is not None else Path("artifacts/eval") / source.name
-        metrics = {
-            "data": {
-                "name": source.name,
-                "description": source.description,
-                "events": replayed.events,
-                "dead_letters": replayed.dead_letters,
-                "users": replayed.users,
-                "partitions": args.partitions,
-                "warmup_fraction": args.warmup,
-                "popularity_feature": POPULARITY_FEATURE,
-                "popularity_buckets": list(SESSION_BUCKETS),
-            },
-            "targets": targets,
-        }
-        write_report(out, metrics, binary)
-        (out / "metrics.json").write_bytes(
-            orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-        )
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_reporting(lambda: _evaluate(args, write_report))
+
+
+def _evaluate(args: argparse.Namespace, write_report: Callable[..., object]) -> int:
+    source = read_source(args)
+    config = StepConfig()
+    replayed = run(source.lines, args.partitions, config)
+    if replayed.events == 0:
+        raise InputError(f"no valid events in the log (first line: {replayed.first_dead_letter})")
+    names = model_inputs(config.features.catalog).names
+    targets, binary = evaluate(replayed.collector, names, args.warmup, source.propensity)
+    out = args.out if args.out is not None else Path("artifacts/eval") / source.name
+    metrics = {
+        "data": {
+            "name": source.name,
+            "description": source.description,
+            "events": replayed.events,
+            "dead_letters": replayed.dead_letters,
+            "users": replayed.users,
+            "partitions": args.partitions,
+            "warmup_fraction": args.warmup,
+            "popularity_feature": POPULARITY_FEATURE,
+            "popularity_buckets": list(SESSION_BUCKETS),
+        },
+        "targets": targets,
+    }
+    write_report(out, metrics, binary)
+    (out / "metrics.json").write_bytes(
+        orjson.dumps(metrics, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    )
     print(f"wrote {out / 'report.md'} and {out / 'metrics.json'}")
     return 0
 

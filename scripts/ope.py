@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from scripts.cli import InputError, run_reporting
 from scripts.replay import LogError, read_numbered
 from stream.ope import (
     Estimate,
@@ -53,10 +53,6 @@ from stream.ope import (
 )
 
 __all__ = ["InputError", "Records", "main", "read_records", "report"]
-
-
-class InputError(Exception):
-    """Input the user can fix (unreadable file, bad line): reported in one line, exit 2."""
 
 
 @dataclass(slots=True)
@@ -244,22 +240,15 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    try:
-        doc = _run(args)
-        if args.json is not None:
-            args.json.write_bytes(
-                orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-            )
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_reporting(lambda: _evaluate(args))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    doc = _run(args)
     if args.json is not None:
+        args.json.write_bytes(
+            orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+        )
         print(f"\nwrote {args.json}")
     return 0
 
