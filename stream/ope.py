@@ -122,15 +122,6 @@ Target = Callable[[LoggedDecision], dict[str, float]]
 # -- records -----------------------------------------------------------------------------------
 
 
-class _Decision(NamedTuple):
-    decision_id: str
-    action: str
-    propensity: float
-    eligible: tuple[str, ...]
-    scores: dict[str, float]
-    variant: str
-
-
 def _text(doc: Mapping[str, Any], name: str, what: str) -> str:
     value = doc.get(name)
     if not isinstance(value, str):
@@ -149,7 +140,8 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _parse_decision(doc: Mapping[str, Any]) -> _Decision:
+def _parse_decision(doc: Mapping[str, Any]) -> LoggedDecision:
+    """The decision's row, its reward not known yet (NaN until :func:`join` pairs it)."""
     what = f"decision {doc.get('decision_id')!r}"
     decision_id = _text(doc, "decision_id", what)
     action = _text(doc, "action", what)
@@ -166,7 +158,7 @@ def _parse_decision(doc: Mapping[str, Any]) -> _Decision:
     raw = policy.get("scores")
     scores = {k: float(v) for k, v in raw.items() if _finite(v)} if isinstance(raw, Mapping) else {}
     eligible = tuple(dict.fromkeys(listed))
-    return _Decision(decision_id, action, propensity, eligible, scores, variant)
+    return LoggedDecision(decision_id, action, propensity, eligible, scores, variant, math.nan)
 
 
 def _parse_reward(doc: Mapping[str, Any]) -> tuple[str, float]:
@@ -216,7 +208,7 @@ def join(
     >>> result.logged[0].eligible, result.duplicate_decisions
     (('remind_cart', 'invite_signup', 'none'), 1)
     """
-    by_id: dict[str, _Decision] = {}
+    by_id: dict[str, LoggedDecision] = {}
     duplicate_decisions = 0
     for doc in decisions:
         row = _parse_decision(doc)
@@ -233,7 +225,7 @@ def join(
             continue
         paid[decision_id] = reward
     logged = tuple(
-        LoggedDecision(*row[:6], paid[row.decision_id])
+        row._replace(reward=paid[row.decision_id])
         for row in by_id.values()
         if row.decision_id in paid
     )
