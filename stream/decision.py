@@ -123,6 +123,34 @@ class Decision(NamedTuple):
             "policy": self.policy,
         }
 
+    def summary(self) -> dict[str, Any]:
+        """Why this decision was made, without the user's ids (they are the profile's key):
+        what a profile keeps of its latest decision for the transparency endpoint."""
+        policy = self.policy or {}
+        return {
+            "decision_id": self.decision_id,
+            # Not the causing event's messageId: a client's free text, and the decision id
+            # finds the decision (with it) in the decisions topic.
+            "event": {"name": self.event_name, "time_ms": self.event_time_ms},
+            "action": self.action,
+            "params": self.params,
+            "score": self.score,
+            "propensity": self.propensity,
+            "variant": self.variant,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "not_chosen": [
+                {"action": a.action, "eligible": a.eligible, "rule": a.rule}
+                for a in self.alternatives
+            ],
+            "predictions": self.predictions,
+            "policy": {
+                name: policy[name]
+                for name in ("version", "kind", "explored", "sticky", "scores", "context")
+                if name in policy
+            },
+            "versions": self.versions,
+        }
+
     def to_bytes(self, emitted_at_ms: int | None = None) -> bytes:
         """Serialized decision; with ``emitted_at_ms``, a ``processing`` block is appended.
 

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from stream.context import minimal_context
+from stream.decision import Decision
 from stream.exceptions import SnapshotError
 from stream.labels import PendingLabel
 from stream.ordered import CartLine, Moment, OrderedState
@@ -27,7 +28,7 @@ from stream.windowed import WindowState
 
 __all__ = ["PROFILE_SCHEMA", "CartLine", "Profile"]
 
-PROFILE_SCHEMA = "profile.v5"
+PROFILE_SCHEMA = "profile.v6"
 
 
 @dataclass(slots=True)
@@ -74,6 +75,10 @@ class Profile:
     choice: list[Any] | None = None
     #: Decisions waiting for their reward (stream.rewards), oldest first.
     decisions: list[PendingDecision] = field(default_factory=list)
+    #: The latest decision made for the user, for the transparency endpoint: the decision
+    #: itself until the profile is serialized (building its summary on every event would cost
+    #: more than keeping a reference), its :meth:`Decision.summary` once restored.
+    last_decision: Decision | dict[str, Any] | None = None
 
     def copy(self) -> Profile:
         """A deep copy (leaves are immutable scalars, tuples or never-mutated lists)."""
@@ -102,6 +107,7 @@ class Profile:
             list(self.starts),
             None if self.choice is None else list(self.choice),
             list(self.decisions),
+            self.last_decision,
         )
 
     def restart(self, **kept: Any) -> None:
@@ -144,7 +150,13 @@ class Profile:
             "starts": [list(start) for start in self.starts],
             "choice": self.choice,
             "decisions": [d.to_list() for d in self.decisions],
+            "last_decision": self.last_decision_summary(),
         }
+
+    def last_decision_summary(self) -> dict[str, Any] | None:
+        """Why the latest decision was made (:meth:`Decision.summary`), if there was one."""
+        last = self.last_decision
+        return last.summary() if isinstance(last, Decision) else last
 
     def to_bytes(self) -> bytes:
         """Compact bytes for the profiles table (keys sorted so equal profiles give equal bytes)."""
@@ -206,6 +218,7 @@ class Profile:
             starts=[(str(a), int(t)) for a, t in doc["starts"]],
             choice=doc["choice"],
             decisions=[PendingDecision.from_list(item) for item in doc["decisions"]],
+            last_decision=doc["last_decision"],
         )
 
 

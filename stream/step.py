@@ -42,7 +42,7 @@ from stream.consent import consent_of, withhold
 from stream.decision import Decision
 from stream.events import Event, message_fingerprint
 from stream.eviction import idle_too_long, reset_after_idle
-from stream.features import apply_event, feature_vector
+from stream.features import apply_event, count_key, feature_vector
 from stream.labels import Example
 from stream.memo import PerObject
 from stream.models.predict import label_and_predict
@@ -131,6 +131,10 @@ def step(
     )
     rewards = _join_rewards(current, event, config) if current.decisions else ()
     decision = decide(current, features, event, config, versions, predictions, policy, notes)
+    # Kept under the bounded event name (unknown track names as ``track:other``): the client's
+    # free text is not stored (stream.features.count_key).
+    name = count_key(event)
+    current.last_decision = decision if name == event.name else decision._replace(event_name=name)
     return current, StepOutputs(
         decisions=(decision,),
         notes=tuple(notes),

@@ -16,7 +16,7 @@ def test_names_carry_the_prefix_and_a_version() -> None:
     assert names.events == "acme.events.v1"
     assert names.decisions == "acme.decisions.v3"
     assert names.deadletters == "acme.deadletters.v1"
-    assert names.profiles_changelog == "acme-worker-v1-profiles-v5-changelog"
+    assert names.profiles_changelog == "acme-worker-v1-profiles-v6-changelog"
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,7 +109,7 @@ def _users_own(profile: Profile) -> dict[str, object]:
     """A profile without the policy's record of its decisions (which follow what the
     partition's bandit and models learned)."""
     doc = profile.to_dict()
-    del doc["decisions"], doc["starts"], doc["choice"]
+    del doc["decisions"], doc["starts"], doc["choice"], doc["last_decision"]
     return doc
 
 

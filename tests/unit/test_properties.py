@@ -174,9 +174,10 @@ def state(profile: Profile) -> dict[str, Any]:
     follow arrival order and the other users of the partition (tests/unit/test_partition.py)."""
     doc = profile.to_dict()
     del doc["recent_messages"], doc["applied"], doc["labels"], doc["last_label_ms"]
-    # The policy's record of its own decisions: made as events arrived, the pending ones settled
-    # by the same clock and holding what the partition's models predicted (see policy_history).
-    del doc["decisions"], doc["starts"], doc["choice"]
+    # The policy's record of its own decisions (and the latest one): made as events arrived, the
+    # pending ones settled by the same clock and holding what the partition's models predicted
+    # (see policy_history).
+    del doc["decisions"], doc["starts"], doc["choice"], doc["last_decision"]
     return doc
 
 
