@@ -32,6 +32,7 @@ from stream import (
     decode_event,
     step,
 )
+from stream.erasure import Suppression
 from stream.partition import PartitionLearner, ProfileStore
 from stream.rewards import Reward
 
@@ -72,6 +73,10 @@ class BatchResult:
 
 
 ProfileLoader = Callable[[str], bytes | None]
+#: The erasure still in force for a user key, if any (agents.erasure).
+SuppressionLookup = Callable[[str], Suppression | None]
+#: Counted for each event dropped because its user was erased after sending it.
+SKIPPED_ERASED = "skipped:erased"
 
 
 def process_records(
@@ -79,16 +84,21 @@ def process_records(
     load: ProfileLoader,
     config: StepConfig,
     learner: PartitionLearner | None = None,
+    suppression: SuppressionLookup | None = None,
 ) -> BatchResult:
-    """Decode and step every record, in order, reading each user's profile at most once."""
+    """Decode and step every record, in order, reading each user's profile at most once.
+
+    With ``suppression``, an event of an erased user sent before the erasure (its event time
+    within the suppression) is dropped: counted, no profile, no decision."""
     result = BatchResult()
     store = ProfileStore(
         lambda user_key: _current_profile(result, user_key, load), result.profiles.__setitem__
     )
+    erased = _Suppressions(suppression) if suppression is not None else None
     for record in records:
         result.counters["events_in"] += 1
         try:
-            _process_one(result, record, load, config, learner, store)
+            _process_one(result, record, load, config, learner, store, erased)
         except StepFailed as failed:
             # Bad state, or a bug a hostile input reached: park this event with its reason and
             # keep the batch (and every other user's events) going.
@@ -122,6 +132,7 @@ def _process_one(
     config: StepConfig,
     learner: PartitionLearner | None,
     store: ProfileStore,
+    erased: _Suppressions | None,
 ) -> None:
     decoded = decode_event(record.value, record.source, record.key)
     if isinstance(decoded, DeadLetter):
@@ -132,6 +143,9 @@ def _process_one(
         # could then be split across partitions (and so across two profiles).
         result.counters["note:key_mismatch"] += 1
     result.event_times.append(decoded.timestamp_ms)
+    if erased is not None and erased.covers(decoded.user_key, decoded.timestamp_ms):
+        result.counters[SKIPPED_ERASED] += 1
+        return
     before = len(result.decisions)
     _step_one(result, decoded, load, config, learner, store)
     result.decision_record_ms.extend([record.timestamp_ms] * (len(result.decisions) - before))
@@ -170,6 +184,23 @@ def _step_one(
         result.counters[f"skipped:{outputs.skipped}"] += 1
     for note in outputs.notes:
         result.counters[f"note:{note}"] += 1
+
+
+class _Suppressions:
+    """The suppression lookup, read once per user per batch (most users have none)."""
+
+    __slots__ = ("_known", "_lookup")
+
+    def __init__(self, lookup: SuppressionLookup) -> None:
+        self._lookup = lookup
+        self._known: dict[str, Suppression | None] = {}
+
+    def covers(self, user_key: str, event_time_ms: int) -> bool:
+        known = self._known
+        if user_key not in known:
+            known[user_key] = self._lookup(user_key)
+        suppression = known[user_key]
+        return suppression is not None and suppression.covers(event_time_ms)
 
 
 def _current_profile(result: BatchResult, user_key: str, load: ProfileLoader) -> Profile | None:

@@ -41,6 +41,8 @@ class DeadLetterReason(StrEnum):
     FUTURE_TIMESTAMP = "future_timestamp"
     IMPLAUSIBLE_TIMESTAMP = "implausible_timestamp"
     PROCESSING_ERROR = "processing_error"
+    #: A record on the erasures control topic that is not a valid erasure request.
+    INVALID_ERASURE_REQUEST = "invalid_erasure_request"
 
 
 @dataclass(frozen=True, slots=True)

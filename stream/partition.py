@@ -169,6 +169,12 @@ class PartitionLearner:
                 outputs = replace(outputs, rewards=outputs.rewards + tuple(settled))
         return outputs
 
+    def forget(self, user: str) -> bool:
+        """Drop ``user`` from the pending-label index (an erasure): whether it was there.
+
+        The heap entry stays and is skipped when reached, like a superseded one."""
+        return self.due.pop(user, None) is not None
+
     def _reward(self, rewards: Sequence[Reward], config: StepConfig) -> None:
         for reward in rewards:
             self.policy.learn(reward, config.policy)
