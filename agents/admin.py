@@ -27,6 +27,9 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(names.decisions, parts, repl),
         NewTopic(names.rewards, parts, repl),
         NewTopic(names.deadletters, parts, repl),
+        NewTopic(names.erasures, parts, repl),
+        NewTopic(names.audit, parts, repl),
+        NewTopic(names.suppressions_changelog, parts, repl, topic_configs=compacted),
         NewTopic(names.profiles_changelog, parts, repl, topic_configs=compacted),
         NewTopic(names.learners_changelog, parts, repl, topic_configs=compacted),
     ]

@@ -33,17 +33,20 @@ import faust
 from faust.streams import _current_event
 from faust.types import TP, EventT, StreamT
 
-from agents.batch import BatchResult, RawRecord, process_records
+from agents.batch import BatchResult, RawRecord, SuppressionLookup, process_records
+from agents.erasure import Eraser
 from agents.eviction import IdleSweeper
 from agents.faults import FirstDeliveryLoss
 from agents.guard import handle_or_exit
 from agents.metrics import WorkerMetrics
 from agents.names import Names
+from agents.privacy import register_privacy
 from agents.sequencer import Admission, OffsetSequencer, Partition
 from agents.settings import Settings
 from agents.transport import register as register_transport
 from agents.web import register_pages
 from stream import SourcePosition, StepConfig
+from stream.erasure import ErasureRequest
 from stream.exceptions import SnapshotError
 from stream.partition import PartitionLearner
 from stream.watermark import PartitionWatermark
@@ -90,6 +93,20 @@ def create_app(
     learner_table = app.Table(
         names.learners_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
+    erasures = app.topic(
+        names.erasures,
+        value_type=bytes,
+        value_serializer="raw",
+        key_type=bytes,
+        key_serializer="raw",
+        partitions=settings.partitions,
+    )
+    suppressions = app.Table(
+        names.suppressions_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
+    #: Held while a batch of events or an erasure reads and writes state: an erasure must not
+    #: delete a profile that a batch in flight (awaiting its sends) is about to write back.
+    state_lock = asyncio.Lock()
     #: Each assigned partition's learner, loaded from its table on the partition's first batch.
     learners: dict[int, PartitionLearner] = {}
     app.learners = learners  # type: ignore[attr-defined]
@@ -109,13 +126,29 @@ def create_app(
         lambda: {p: lr.policy.stats for p, lr in learners.items()},
     )
     app.metrics = metrics  # type: ignore[attr-defined]
+    eraser = Eraser(
+        names,
+        settings.partitions,
+        profiles,
+        learner_table,
+        suppressions,
+        lambda record: _learner_of(learners, learner_table, record, step_config),
+        _learner_key,
+        settings.privacy_secret.encode(),
+        settings.erasure_skew_ms,
+    )
     if settings.web_enabled:
         register_pages(app, metrics)
+        register_privacy(app, settings, profiles, eraser, step_config, clock)
 
     sequencer = OffsetSequencer()
     lose = FirstDeliveryLoss(settings.fault_lose_every) if settings.fault_lose_every else None
 
     async def handle(batch: Sequence[EventT[bytes]]) -> None:
+        async with state_lock:
+            await handle_events(batch)
+
+    async def handle_events(batch: Sequence[EventT[bytes]]) -> None:
         if lose is not None:
             batch = lose(batch)
         admitted = [_admit(sequencer, group) for group in _by_partition(batch)]
@@ -123,9 +156,10 @@ def create_app(
         results = []
         for a in work:
             learner = _learner_of(learners, learner_table, a.events[0], step_config)
-            results.append(
-                (a.events[0], _process_partition(a.events, profiles, step_config, learner))
+            processed = _process_partition(
+                a.events, profiles, step_config, learner, eraser.suppression_of
             )
+            results.append((a.events[0], processed))
         emitted_at_ms = await _send_outputs(results, app.producer, names, clock)
         for first, result in results:
             partition = first.message.partition
@@ -171,6 +205,15 @@ def create_app(
         )
         async for batch in batches:
             await handle_or_exit(handle, batch)
+
+    async def erase(record: EventT[bytes]) -> None:
+        async with state_lock:
+            await _erase(record, eraser, app.producer, names, clock, metrics)
+
+    @app.agent(erasures, name="erase-users")
+    async def erase_users(stream: StreamT[Any]) -> None:
+        async for record in stream.events():
+            await handle_or_exit(erase, record)
 
     @app.timer(interval=STALL_CHECK_S)  # type: ignore[untyped-decorator]
     async def seek_stalled_partitions() -> None:
@@ -326,8 +369,52 @@ def _learner_of(
     return learner
 
 
+async def _erase(
+    record: EventT[bytes],
+    eraser: Eraser,
+    producer: Any,
+    names: Names,
+    clock: Clock,
+    metrics: WorkerMetrics,
+) -> None:
+    """Carry out one erasure request (agents.erasure): the state first, then, once the broker
+    acknowledged the tombstones, the audit record."""
+    request = eraser.parse(record)
+    if not isinstance(request, ErasureRequest):
+        await producer.send_and_wait(
+            names.deadletters, request.key, request.to_bytes(), None, None, None
+        )
+        metrics.observe_erasure("invalid")
+        return
+    home = eraser.home_partition(request)
+    if home != record.message.partition:
+        # Keyed by something else than the user key: the state is on another partition.
+        await producer.send_and_wait(
+            names.erasures, request.user_key.encode(), request.to_bytes(), home, None, None
+        )
+        metrics.observe_erasure("forwarded")
+        return
+    with _in_partition_of(record):
+        audit = eraser.erase(record, request, clock())
+    await producer.flush()  # the tombstones and the suppression, before the audit says "done"
+    await producer.send_and_wait(
+        names.audit, audit.subject.encode(), audit.to_bytes(), None, None, None
+    )
+    metrics.observe_erasure("done")
+    log.info(
+        "erasure %s done on partition %d",
+        request.request_id,
+        audit.partition,
+        extra={"request_id": request.request_id, "removed": audit.removed.to_dict()},
+    )
+
+
 def _process_partition(
-    group: Sequence[EventT[bytes]], profiles: Any, config: StepConfig, learner: PartitionLearner
+    group: Sequence[EventT[bytes]],
+    profiles: Any,
+    config: StepConfig,
+    learner: PartitionLearner,
+    suppression: SuppressionLookup,
 ) -> BatchResult:
     records = [
         RawRecord(
@@ -339,7 +426,9 @@ def _process_partition(
         for e in group
     ]
     with _in_partition_of(group[0]):
-        return process_records(records, lambda key: profiles.get(key.encode()), config, learner)
+        return process_records(
+            records, lambda key: profiles.get(key.encode()), config, learner, suppression
+        )
 
 
 def _timestamp_ms(timestamp: float | None) -> int | None:

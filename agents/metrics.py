@@ -56,7 +56,8 @@ PolicyReader = Callable[[], Mapping[int, RewardStats]]
 
 #: Recent latencies kept for the dashboard's percentiles (the histogram is for Prometheus).
 _RECENT = 4096
-_SKIP_REASONS = ("duplicate", "already_applied")
+_SKIP_REASONS = ("duplicate", "already_applied", "erased")
+_ERASURE_OUTCOMES = ("done", "forwarded", "invalid")
 
 
 class WorkerMetrics:
@@ -110,12 +111,19 @@ class WorkerMetrics:
         )
         self.skipped = PromCounter(
             "liveprofiles_skipped_events",
-            "Events applied once already: duplicate messageId, or a redelivered source offset.",
+            "Events not applied: applied once already (duplicate messageId, redelivered source "
+            "offset), or sent by a user before their erasure.",
             ["reason"],
             registry=reg,
         )
         self.notes = PromCounter(
             "liveprofiles_notes", "Other things the step noticed, by note.", ["note"], registry=reg
+        )
+        self.erasures = PromCounter(
+            "liveprofiles_erasures",
+            "Erasure requests: carried out, forwarded to the user's partition, or invalid.",
+            ["outcome"],
+            registry=reg,
         )
         self.evictions = PromCounter(
             "liveprofiles_idle_profiles",
@@ -201,8 +209,15 @@ class WorkerMetrics:
             self.skipped.labels(skipped)
         for outcome in ("looked", "evicted"):
             self.evictions.labels(outcome)
+        for outcome in _ERASURE_OUTCOMES:
+            self.erasures.labels(outcome)
         for outcome in ("redelivered", "deferred"):
             self.sequencing.labels(outcome)
+
+    def observe_erasure(self, outcome: str) -> None:
+        """One erasure request: ``done``, ``forwarded`` or ``invalid`` (agents.erasure)."""
+        self.counters[f"erasure:{outcome}"] += 1
+        self.erasures.labels(outcome).inc()
 
     def observe_batch(self, result: BatchResult, emitted_at_ms: int) -> None:
         """Count one partition's share of a micro-batch whose outputs were emitted at
@@ -336,6 +351,7 @@ class WorkerMetrics:
             "late_events": counters["note:late_event"],
             "skipped": _by_prefix(counters, "skipped:"),
             "evictions": _by_prefix(counters, "eviction:"),
+            "erasures": _by_prefix(counters, "erasure:"),
             "actions": _nested(self.actions.items()),
             "latency_ms": {name: _summary(values) for name, values in self._recent.items()},
             "partitions": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stream.decision import DECISION_SCHEMA
+from stream.erasure import ERASURE_AUDIT_SCHEMA, ERASURE_REQUEST_SCHEMA, SUPPRESSION_SCHEMA
 from stream.partition import LEARNER_SCHEMA
 from stream.profile import PROFILE_SCHEMA
 from stream.rewards import REWARD_SCHEMA
@@ -52,8 +53,31 @@ class Names:
         return f"{self.prefix}.deadletters.v1"
 
     @property
+    def erasures(self) -> str:
+        """Erasure requests in (``erasure-request.v1`` JSON), keyed by the user key to erase and
+        co-partitioned with the events, so a request reaches the worker holding the user's state
+        (agents.erasure)."""
+        return f"{self.prefix}.erasures." + ERASURE_REQUEST_SCHEMA.removeprefix("erasure-request.")
+
+    @property
+    def audit(self) -> str:
+        """What each erasure removed (``erasure-audit.v1`` JSON), keyed by the subject pseudonym
+        (never the user's id)."""
+        return f"{self.prefix}.audit." + ERASURE_AUDIT_SCHEMA.removeprefix("erasure-audit.")
+
+    @property
+    def suppressions_table(self) -> str:
+        """Erased users whose in-flight events are still dropped, keyed by subject pseudonym
+        (stream.erasure.Suppression)."""
+        return "suppressions-" + SUPPRESSION_SCHEMA.removeprefix("suppression.")
+
+    @property
+    def suppressions_changelog(self) -> str:
+        return f"{self.app_id}-{self.suppressions_table}-changelog"
+
+    @property
     def profiles_table(self) -> str:
-        """The profiles table (one ``profile.v5`` value per user).
+        """The profiles table (one ``profile.v6`` value per user).
 
         Its version follows the profile schema's: a worker of a new schema starts from a new
         table (rebuilt from the events it replays) instead of failing on every stored profile.

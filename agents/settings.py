@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agents.logs import default_worker_id
 from agents.names import DEFAULT_PREFIX, Names
 from stream.config import StepConfig
+from stream.exceptions import ConfigError
 from stream.policyconfig import load_policy
 
 __all__ = ["BrokerProfile", "Settings"]
@@ -65,6 +66,15 @@ class Settings(BaseSettings):
     #: The next-best-action policy (catalog, variants, rewards) as a JSON file
     #: (stream.policyconfig); unset: the built-in default policy.
     policy_file: Path | None = None
+    #: The privacy API (agents.privacy): bearer tokens as ``name:token`` pairs, comma-separated.
+    #: The name is who the audit record says asked. Empty: the privacy endpoints answer 503.
+    privacy_tokens: str = ""
+    #: Key of the HMAC that names an erased user in the audit topic and the suppression table
+    #: (stream.erasure.subject_of). Set a secret of your own in production.
+    privacy_secret: str = "liveprofiles-dev-secret"
+    #: An erased user's events up to this much event time after the request are dropped as
+    #: still in flight (client clocks run ahead by this much at most).
+    erasure_skew_ms: int = Field(default=10 * 60 * 1000, ge=0)
     #: uvloop roughly halves the event-loop overhead that dominates a Faust worker's CPU time.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
@@ -72,6 +82,19 @@ class Settings(BaseSettings):
     def process_id(self) -> str:
         """``worker_id``, else ``host:pid``: how this process names itself in logs and metrics."""
         return self.worker_id or default_worker_id()
+
+    def privacy_token_names(self) -> dict[str, str]:
+        """token -> name, from ``privacy_tokens`` (:class:`ConfigError` when malformed)."""
+        tokens: dict[str, str] = {}
+        for pair in filter(None, (p.strip() for p in self.privacy_tokens.split(","))):
+            name, sep, token = pair.partition(":")
+            if not sep or not name.strip() or len(token.strip()) < 16:
+                raise ConfigError(
+                    "LIVEPROFILES_PRIVACY_TOKENS: each entry is name:token, the token at least "
+                    f"16 characters (got {name.strip() or '?'}:...)"
+                )
+            tokens[token.strip()] = name.strip()
+        return tokens
 
     @property
     def names(self) -> Names:
