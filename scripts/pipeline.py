@@ -46,6 +46,8 @@ class LocalPipeline:
     #: Enable the first worker's web server (metrics, dashboard) on a free port.
     web: bool = False
     write_key: str = field(default_factory=lambda: "wk-" + secrets.token_hex(8))
+    #: The bearer token of the first worker's privacy API (with ``web``), fresh for each run.
+    privacy_token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     settings: Settings = field(init=False)
     broker: EmbeddedBroker = field(init=False)
     started: list[WorkerProcess] = field(init=False, default_factory=list)
@@ -84,7 +86,11 @@ class LocalPipeline:
             "LIVEPROFILES_DATA_DIR": str(state_dir),
         }
         if self.web and index == 0:
-            env.update(LIVEPROFILES_WEB_ENABLED="true", LIVEPROFILES_WEB_PORT=str(free_port()))
+            env.update(
+                LIVEPROFILES_WEB_ENABLED="true",
+                LIVEPROFILES_WEB_PORT=str(free_port()),
+                LIVEPROFILES_PRIVACY_TOKENS=f"local-run:{self.privacy_token}",
+            )
         worker = WorkerProcess(env=env, log_path=self.run_dir / f"worker-{port}-{index}.log")
         self.started.append(worker)
         worker.start()
@@ -144,6 +150,8 @@ class DecisionWatcher(threading.Thread):
         self.actions: Counter[str] = Counter()
         self.variants: Counter[str] = Counter()
         self.latest: list[dict[str, object]] = []
+        #: The latest decision for another action than the default one (to explain in a summary).
+        self.last_personalized: dict[str, object] | None = None
 
     def run(self) -> None:
         try:
@@ -164,6 +172,8 @@ class DecisionWatcher(threading.Thread):
             self.actions[str(decision["action"])] += 1
             self.variants[str(decision.get("variant"))] += 1
             self.latest.append(decision)
+            if decision["action"] != "none":
+                self.last_personalized = decision
 
     def count(self) -> int:
         with self._lock:

@@ -19,6 +19,7 @@ import itertools
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -205,6 +206,28 @@ def _stats(web: str | None) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def _explained(web: str | None, token: str, decision: dict[str, Any] | None) -> list[str]:
+    """One user's last decision, as the transparency endpoint explains it to a support agent."""
+    if web is None or decision is None:
+        return []
+    user = str(decision["user"]["key"])
+    url = f"{web}/privacy/users/{urllib.parse.quote(user, safe='')}"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5.0) as response:
+            doc = orjson.loads(response.read())
+    except (OSError, ValueError) as exc:
+        return [f"  transparency       could not read {url}: {exc}"]
+    last = doc.get("last_decision") or {}
+    reasons = "; ".join(str(r["detail"]) for r in last.get("reasons", [])[:2])
+    return [
+        f"  transparency       GET /privacy/users/{{key}} (bearer token printed above): {user!r}",
+        f"    last decision    {last.get('action')} ({last.get('variant')}): {reasons}",
+        f"    holds            {sum(doc['activity']['events_by_name'].values()):,} events "
+        f"counted, {len(doc['features'])} features, consent {doc['consent']['personalization']}",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     exit_on_termination_signals()
@@ -225,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"collector {pipeline.http.url} (Segment API; write key {pipeline.write_key})")
         web = pipeline.worker.web_url
         print(f"dashboard {web}/dashboard (metrics {web}/metrics; first worker's figures)")
+        print(f"privacy API {web}/privacy/... (Authorization: Bearer {pipeline.privacy_token})")
         direct, via_http = _split(events, args.via_collector)
         watcher = DecisionWatcher(pipeline.settings.bootstrap_servers, names.decisions)
         watcher.start()
@@ -252,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         watcher.stop()
         print(_summary(sent, watcher, sent_ms, wall_s, args.rate))
         print("\n".join(_learning(_stats(web))))
+        print("\n".join(_explained(web, pipeline.privacy_token, watcher.last_personalized)))
         if args.stay:
             print(f"still running: dashboard {web}/dashboard; Ctrl-C stops everything")
             threading.Event().wait()

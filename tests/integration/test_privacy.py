@@ -9,6 +9,7 @@ after it, although events the user sent before the erasure keep arriving.
 
 from __future__ import annotations
 
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -70,7 +71,10 @@ def _call(
 
 
 def _decisions_for(settings: Settings, expected: int) -> list[dict[str, Any]]:
-    records = consume(settings.bootstrap_servers, settings.names.decisions, expected, idle_s=20.0)
+    # Reads on for 3 s past the expected count: a decision too many must be seen.
+    records = consume(
+        settings.bootstrap_servers, settings.names.decisions, expected, idle_s=20.0, linger_s=3.0
+    )
     return [orjson.loads(value) for _, value in records]
 
 
@@ -195,7 +199,7 @@ def test_an_erased_user_is_gone_from_every_table_changelog_and_later_output(
 def test_the_control_topic_forwards_a_miskeyed_request_and_dead_letters_garbage(
     settings: Settings, start_worker: WorkerFactory
 ) -> None:
-    start_worker()
+    worker = start_worker()
     user = "keyed-wrongly"
     home = partition_for(user.encode(), settings.partitions)
     wrong_key = next(
@@ -232,3 +236,16 @@ def test_the_control_topic_forwards_a_miskeyed_request_and_dead_letters_garbage(
     assert [d["reason"] for d in letters] == ["invalid_erasure_request"]
     latest = _latest(settings, settings.names.profiles_changelog)
     assert latest[user.encode()] is None
+
+    # The erasure stays in force across a restart that rebuilds every table from its changelog:
+    # the user's in-flight events are still dropped, a new visit starts a new profile.
+    worker.stop(timeout_s=15.0)
+    shutil.rmtree(settings.data_dir)
+    start_worker()
+    in_flight = _history(user, 3, 2)  # event times before the request's
+    new_visit = [_event(user, 99, T0 + 2 * 86_400_000)]
+    send_lines(settings.bootstrap_servers, settings.names.events, in_flight + new_visit)
+    decisions = _decisions_for(settings, 3 + 1)
+    assert len(decisions) == 4
+    assert decisions[-1]["event"]["message_id"] == f"{user}-99"
+    assert _latest(settings, settings.names.profiles_changelog)[user.encode()] is not None
