@@ -19,9 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.logs import default_worker_id
 from agents.names import DEFAULT_PREFIX, Names
-from stream.config import StepConfig
+from stream.config import StepConfig, parse_properties
 from stream.exceptions import ConfigError
-from stream.policyconfig import load_policy
+from stream.policyconfig import DEFAULT_POLICY, load_policy
 
 __all__ = ["BrokerProfile", "Settings"]
 
@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     #: An erased user's events up to this much event time after the request are dropped as
     #: still in flight (client clocks run ahead by this much at most).
     erasure_skew_ms: int = Field(default=10 * 60 * 1000, ge=0)
+    #: Data minimization: the event properties profiles may keep, comma-separated (see
+    #: stream.config.StepConfig.stored_properties; empty: none); unset: every one features read.
+    stored_properties: str | None = None
     #: uvloop roughly halves the event-loop overhead that dominates a Faust worker's CPU time.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
@@ -102,10 +105,12 @@ class Settings(BaseSettings):
 
     def step_config(self) -> StepConfig:
         """The pure step's configuration these settings ask for (:class:`ConfigError` when the
-        policy file is unreadable or invalid)."""
-        if self.policy_file is None:
-            return StepConfig()
-        return StepConfig(policy=load_policy(self.policy_file))
+        policy file is unreadable or invalid, or the allow-list names a property no feature
+        reads)."""
+        policy = DEFAULT_POLICY if self.policy_file is None else load_policy(self.policy_file)
+        if self.stored_properties is None:
+            return StepConfig(policy=policy)
+        return StepConfig(policy=policy, stored_properties=parse_properties(self.stored_properties))
 
     def broker_urls(self) -> list[str]:
         """Faust broker URLs; the scheme picks the transport."""

@@ -20,9 +20,11 @@ bytes. Lines that are not valid events produce no decision (the worker dead-lett
 Paced or not, the decisions are the same: only the wall-clock spacing of the sends changes.
 
 Offline, ``--rewards`` writes what each decision earned (``reward.v1``) for off-policy
-evaluation (``python -m scripts.ope d.ndjson r.ndjson --policy greedy``), and ``--policy`` replays
-under another policy file; through Kafka the worker's own policy decides
-(``LIVEPROFILES_POLICY_FILE``) and its rewards go to the rewards topic.
+evaluation (``python -m scripts.ope d.ndjson r.ndjson --policy greedy``), ``--policy`` replays
+under another policy file, and ``--stored-properties`` under another allow-list of the event
+properties profiles keep (e.g. ``product_id,category,price``); through Kafka the worker's own
+settings decide (``LIVEPROFILES_POLICY_FILE``, ``LIVEPROFILES_STORED_PROPERTIES``) and its
+rewards go to the rewards topic.
 
 Exit codes: 0 done (and equal, with ``--check``), 1 ``--check`` found a difference,
 2 bad arguments, unreadable file (the message names the line), or broker unreachable,
@@ -49,8 +51,9 @@ from scripts.golden import decisions_file, first_difference
 from scripts.kafkaio import new_producer, produce_events, user_key_of
 from scripts.pacing import SYSTEM_CLOCK, Clock, Plan, follow, parse_pace, plan
 from stream import Decision, StepConfig, canonical_bytes
+from stream.config import DEFAULT_STORED_PROPERTIES, parse_properties
 from stream.exceptions import ConfigError
-from stream.policyconfig import load_policy
+from stream.policyconfig import DEFAULT_POLICY, load_policy
 from stream.replay import DEFAULT_PARTITIONS, replay_outputs
 from stream.rewards import Reward
 
@@ -250,6 +253,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="the policy file (catalog, variants, rewards; JSON); default: the built-in policy",
     )
     parser.add_argument(
+        "--stored-properties",
+        type=parse_properties,
+        metavar="NAME,...",
+        help="the event properties profiles may keep, comma-separated (empty: none); default: "
+        "every property the features read",
+    )
+    parser.add_argument(
         "--pace",
         type=parse_pace,
         default="fast",
@@ -277,11 +287,28 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "--rewards and --policy go with --offline: through Kafka the worker's policy"
             " decides (LIVEPROFILES_POLICY_FILE) and it publishes rewards to its rewards topic"
         )
+    if args.stored_properties is not None and not args.offline:
+        parser.error(
+            "--stored-properties goes with --offline: through Kafka the worker's allow-list"
+            " applies (LIVEPROFILES_STORED_PROPERTIES)"
+        )
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    try:  # before reading the log: a typo should not wait for a long read
+        config = StepConfig(
+            policy=DEFAULT_POLICY if args.policy is None else load_policy(args.policy),
+            stored_properties=(
+                DEFAULT_STORED_PROPERTIES
+                if args.stored_properties is None
+                else args.stored_properties
+            ),
+        )
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     try:
         numbered = list(
             tqdm(read_numbered(args.log), unit="ev", desc="read", file=sys.stderr, disable=None)
@@ -290,13 +317,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot read {exc}", file=sys.stderr)
         return 2
     wants_decisions = args.offline or args.out is not None or args.check is not None
-    try:
-        config = (
-            StepConfig() if args.policy is None else StepConfig(policy=load_policy(args.policy))
-        )
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
     try:
         if args.offline:
             lines = [line for _, line in numbered]

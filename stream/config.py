@@ -9,7 +9,46 @@ from stream.exceptions import ConfigError
 from stream.policyconfig import DEFAULT_POLICY, PolicyConfig
 from stream.windows import DAY_MS, MINUTE_MS
 
-__all__ = ["FeatureConfig", "ModelConfig", "PolicyConfig", "StepConfig"]
+__all__ = [
+    "DEFAULT_STORED_PROPERTIES",
+    "STEP_PROPERTIES",
+    "FeatureConfig",
+    "ModelConfig",
+    "PolicyConfig",
+    "StepConfig",
+    "parse_properties",
+    "readable_properties",
+]
+
+#: The event properties the step itself reads (and may keep in a profile), whatever the feature
+#: catalog: the product of cart lines and affinities (stream.features._moment), the order's
+#: revenue (lifetime total), the category a pending label names (stream.models.predict).
+#: ``sku`` and ``total`` are Segment's alternatives, read when an event lacks ``product_id`` or
+#: ``revenue`` (stream.features.CleanProperties). ``decision_id`` is not one of them: it is only
+#: matched against the decisions a profile already holds, never kept from the event.
+STEP_PROPERTIES = frozenset(
+    {"product_id", "sku", "category", "brand", "price", "quantity", "revenue", "total"}
+)
+
+
+def readable_properties(catalog: Catalog) -> frozenset[str]:
+    """Every property some feature reads: the step's own and the catalog's windowed fields."""
+    return STEP_PROPERTIES | {spec.field for spec in catalog.windowed if spec.field is not None}
+
+
+#: Everything the default features read: with it, profiles are what they were before there was
+#: an allow-list (the golden files check it).
+DEFAULT_STORED_PROPERTIES = readable_properties(DEFAULT_CATALOG)
+
+
+def parse_properties(text: str) -> frozenset[str]:
+    """An allow-list as an operator writes it: comma-separated names, blanks ignored (so an
+    empty text allows no property at all).
+
+    >>> sorted(parse_properties(" price, category,,"))
+    ['category', 'price']
+    """
+    return frozenset(name.strip() for name in text.split(",") if name.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +143,14 @@ class StepConfig:
     max_price: float = 1_000_000.0
     max_quantity: int = 1000
     max_text_length: int = 100
+    #: Data minimization: the event properties the step may read, hence keep in a profile. A
+    #: property not listed reads as absent from every event (CleanProperties): it is never
+    #: stored and never moves a feature (quantity: absent means 1, Segment's default). Aliases
+    #: are separate names: without ``sku``, an event lacking ``product_id`` has no product;
+    #: without ``product_id``, ``sku`` is the product id (``revenue``/``total`` likewise).
+    #: The allow-list governs the events folded from now on; it does not purge what stored
+    #: profiles already hold.
+    stored_properties: frozenset[str] = DEFAULT_STORED_PROPERTIES
 
     def __post_init__(self) -> None:
         for name in ("dedupe_window", "max_cart_lines", "max_quantity", "max_text_length"):
@@ -111,6 +158,20 @@ class StepConfig:
                 raise ConfigError(f"{name} must be >= 1")
         if not self.max_price > 0:
             raise ConfigError("max_price must be > 0")
+        if not isinstance(self.stored_properties, frozenset):  # a set would make it unhashable
+            raise ConfigError("stored_properties must be a frozenset of property names")
+        # A name no feature reads would allow nothing: most likely a typo, which would otherwise
+        # leave the property it meant withheld without a word. The converse, the catalog (or
+        # the action catalog, through features) reading a property the list leaves out, is not
+        # an error: that is how an operator withholds a property without editing the built-in
+        # catalogs, and the features it feeds read as for events without it (0, None).
+        readable = readable_properties(self.features.catalog)
+        unread = self.stored_properties - readable
+        if unread:
+            raise ConfigError(
+                f"stored_properties: no feature reads {', '.join(sorted(unread))}"
+                f" (known: {', '.join(sorted(readable))})"
+            )
         from stream.features import feature_names  # features import this module
 
         unknown = self.policy.catalog.unknown_features(feature_names(self))

@@ -285,6 +285,10 @@ class CleanProperties:
     cents; quantities whole, 1..``max_quantity`` (absent means 1); labels (category, brand)
     trimmed, lower-cased, 1..``max_text_length`` characters; product ids (``product_id``, else
     ``sku``) text or integers up to ``max_text_length``. Absent is not refused: it is ``None``.
+
+    A property outside ``config.stored_properties`` reads as absent (never looked up, so no
+    ``sanitized:`` note either). The check is made once per name and event, with the cleaning:
+    values are kept, so the features reading a property again do not repeat it.
     """
 
     __slots__ = ("_config", "_notes", "_props", "_values")
@@ -301,15 +305,20 @@ class CleanProperties:
 
     def _clean(self, name: str) -> Any:
         props, config = self._props, self._config
+        allowed = config.stored_properties
         if name == "quantity":
-            value: Any = clean_quantity(props.get("quantity"), config.max_quantity)
+            quantity = props.get("quantity") if "quantity" in allowed else None
+            value: Any = clean_quantity(quantity, config.max_quantity)
             refused = value is None
         else:
-            if name == "revenue" and "revenue" not in props:
+            # A withheld name falls back to its alias as an event without it would.
+            if name == "revenue" and ("revenue" not in allowed or "revenue" not in props):
                 name = "total"  # Segment's Order Completed may carry total without revenue
-            elif name == "product_id" and "product_id" not in props:
+            elif name == "product_id" and (
+                "product_id" not in allowed or "product_id" not in props
+            ):
                 name = "sku"
-            raw = props.get(name)
+            raw = props.get(name) if name in allowed else None
             if raw is None:
                 return None
             if name in _NUMERIC_FIELDS or name == "total":

@@ -21,12 +21,13 @@ __all__ = ["NOT_KEPT", "TRANSPARENCY_SCHEMA", "describe"]
 
 TRANSPARENCY_SCHEMA = "transparency.v1"
 
-#: What a profile never keeps (stream.context.minimal_context, stream.features.CleanProperties).
+#: What a profile never keeps (stream.context.minimal_context, StepConfig.stored_properties);
+#: the document adds the properties the configuration's allow-list keeps.
 NOT_KEPT = (
     "IP addresses, user agents and every context field other than device type, OS name, "
     "locale, time zone, country, library name and whether the event came from an app or a page",
-    "event properties other than the ones features read (product id, category, brand, price, "
-    "quantity, revenue), and no property at all of an event the user opted out with",
+    "any event property not on the allow-list, and no property at all of an event the user "
+    "opted out with",
     "raw events: only counts, windowed aggregates and the events of the last few minutes that "
     "may still be reordered",
 )
@@ -72,6 +73,7 @@ def describe(profile: Profile, config: StepConfig) -> dict[str, Any]:
         ],
         "last_decision": profile.last_decision_summary(),
         "not_kept": list(NOT_KEPT),
+        "properties_allow_list": sorted(config.stored_properties),
     }
     return doc
 

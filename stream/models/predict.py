@@ -55,9 +55,10 @@ def label_and_predict(
     t = event.timestamp_ms
     now = profile.last_seen_ms if profile.last_seen_ms is not None else t
     labels = profile.labels
+    # Kept in the pending label: a withheld category (stream.config.stored_properties) is absent.
     category = (
         clean_text(event.properties.get("category"), config.max_text_length)
-        if event.properties
+        if event.properties and "category" in config.stored_properties
         else None
     )
     if labels:

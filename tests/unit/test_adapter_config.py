@@ -9,6 +9,8 @@ from pydantic import ValidationError
 from agents.names import Names
 from agents.settings import BrokerProfile, Settings
 from scripts.load import partition_for
+from stream.config import DEFAULT_STORED_PROPERTIES
+from stream.exceptions import ConfigError
 
 
 def test_names_carry_the_prefix_and_a_version() -> None:
@@ -27,6 +29,19 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.partitions == 8
     assert settings.broker_profile is BrokerProfile.KAFKA
     assert settings.broker_urls() == ["kafka://a:1", "kafka://b:2"]
+
+
+def test_the_stored_properties_allow_list_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().step_config().stored_properties == DEFAULT_STORED_PROPERTIES
+    monkeypatch.setenv("LIVEPROFILES_STORED_PROPERTIES", " product_id, price,,category ")
+    assert Settings().step_config().stored_properties == {"product_id", "price", "category"}
+    monkeypatch.setenv("LIVEPROFILES_STORED_PROPERTIES", "")
+    assert Settings().step_config().stored_properties == frozenset()  # set and empty: none
+    monkeypatch.setenv("LIVEPROFILES_STORED_PROPERTIES", "price,brnad")
+    with pytest.raises(ConfigError, match="no feature reads brnad"):
+        Settings().step_config()
 
 
 def test_embedded_profile_uses_the_tansu_transport_and_short_sessions() -> None:

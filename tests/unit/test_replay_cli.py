@@ -52,6 +52,22 @@ def test_user_mistakes_exit_2_without_a_traceback(tmp_path: Path) -> None:
     assert replay.main([str(bad), "--offline"]) == 2
 
 
+def test_stored_properties_replays_under_that_allow_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, full, kept = _log(tmp_path), tmp_path / "full.ndjson", tmp_path / "kept.ndjson"
+    assert replay.main([str(log), "--offline", "--out", str(full)]) == 0
+    assert replay.main([str(log), "--offline", "--out", str(kept), "--stored-properties=sku"]) == 0
+    assert kept.read_bytes() != full.read_bytes()  # the allow-list reached the step
+    capsys.readouterr()
+    assert replay.main([str(log), "--offline", "--stored-properties", "price,brnad,"]) == 2
+    err = capsys.readouterr().err
+    assert "no feature reads brnad" in err and err.count("\n") == 1  # one line, no traceback
+    with pytest.raises(SystemExit) as exc:  # through Kafka, the worker's setting applies
+        replay.main([str(log), "--stored-properties", "price"])
+    assert exc.value.code == 2
+
+
 @needs_data
 def test_the_imported_real_sample_replays_to_its_golden_file(tmp_path: Path) -> None:
     log = tmp_path / "taobao.ndjson"

@@ -45,6 +45,7 @@ def test_the_document_explains_the_users_last_decision_from_the_stored_profile()
         assert doc["activity"]["events_by_name"] == profile.counts
         assert doc["features"] == orjson.loads(orjson.dumps(dict(feature_vector(profile, CONFIG))))
         assert doc["not_kept"] == list(NOT_KEPT)
+        assert doc["properties_allow_list"] == sorted(CONFIG.stored_properties)
 
 
 def test_describing_leaves_the_profile_as_it_was() -> None:
