@@ -124,31 +124,31 @@ class Decision(NamedTuple):
         }
 
     def summary(self) -> dict[str, Any]:
-        """Why this decision was made, without the user's ids (they are the profile's key):
-        what a profile keeps of its latest decision for the transparency endpoint."""
+        """Why this decision was made, in words, without the user's ids (they are the profile's
+        key): what a profile keeps of its latest decision for the transparency endpoint.
+
+        Kept small (it is in every profile): the reasons' words and the values they saw, each
+        model's prediction and what weighed most (the ``says`` words), every eligible action's
+        predicted reward, why each other action was not eligible, and the policy's version.
+        The decision itself, with everything, is in the decisions topic under its id.
+        """
         policy = self.policy or {}
         return {
             "decision_id": self.decision_id,
-            # Not the causing event's messageId: a client's free text, and the decision id
-            # finds the decision (with it) in the decisions topic.
-            "event": {"name": self.event_name, "time_ms": self.event_time_ms},
+            # Not the causing event's messageId: a client's free text.
+            "event": [self.event_name, self.event_time_ms],
             "action": self.action,
-            "params": self.params,
-            "score": self.score,
-            "propensity": self.propensity,
             "variant": self.variant,
-            "reasons": [r.to_dict() for r in self.reasons],
-            "not_chosen": [
-                {"action": a.action, "eligible": a.eligible, "rule": a.rule}
-                for a in self.alternatives
-            ],
-            "predictions": self.predictions,
-            "policy": {
-                name: policy[name]
-                for name in ("version", "kind", "explored", "sticky", "scores", "context")
-                if name in policy
+            "policy": policy.get("version"),
+            "explored": policy.get("explored", False),
+            "reasons": [[r.detail, r.features] if r.features else [r.detail] for r in self.reasons],
+            "scores": {
+                a: round(v, 4)
+                for a, v in policy.get("scores", {}).items()
+                if a in policy.get("eligible", ())
             },
-            "versions": self.versions,
+            "not_eligible": {a.action: a.rule for a in self.alternatives if not a.eligible},
+            "predictions": _predictions_in_words(self.predictions),
         }
 
     def to_bytes(self, emitted_at_ms: int | None = None) -> bytes:
@@ -171,3 +171,18 @@ def canonical_bytes(raw: bytes) -> bytes:
     doc = orjson.loads(raw)
     doc.pop("processing", None)
     return orjson.dumps(doc)
+
+
+def _predictions_in_words(predictions: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each model's prediction, and for binary ones what weighed most, in words."""
+    if predictions is None:
+        return None
+    words: dict[str, Any] = {}
+    for target, prediction in predictions.items():
+        if prediction is None:
+            words[target] = None
+        elif "top" in prediction:
+            words[target] = [label for label, _ in prediction["top"]]
+        else:
+            words[target] = [prediction["p"], [why["says"] for why in prediction["why"]]]
+    return words

@@ -128,7 +128,9 @@ def test_an_erased_user_is_gone_from_every_table_changelog_and_later_output(
     assert status == 200, doc
     assert doc["user"] == {"key": ERASED_ID, "user_id": ERASED_ID, "anonymous_id": ERASED_ANON}
     assert doc["last_decision"]["decision_id"] == own[-1]["decision_id"]
-    assert doc["last_decision"]["reasons"] == own[-1]["reasons"]
+    assert [r[0] for r in doc["last_decision"]["reasons"]] == [
+        r["detail"] for r in own[-1]["reasons"]
+    ]
     assert doc["activity"]["events_by_name"] == {"Product Viewed": 9, "Product Added": 3}
     assert doc["features"], "the features the decision read are shown"
 
