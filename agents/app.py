@@ -395,7 +395,13 @@ async def _erase(
         metrics.observe_erasure("forwarded")
         return
     with _in_partition_of(record):
-        audit = eraser.erase(record, request, clock())
+        linked = eraser.linked(request)
+    for other in linked:
+        await producer.send_and_wait(
+            names.erasures, other.user_key.encode(), other.to_bytes(), None, None, None
+        )
+    with _in_partition_of(record):
+        audit = eraser.erase(record, request, clock(), linked)
     await producer.flush()  # the tombstones and the suppression, before the audit says "done"
     await producer.send_and_wait(
         names.audit, audit.subject.encode(), audit.to_bytes(), None, None, None

@@ -11,7 +11,10 @@ worker's state lock (no events batch of the partition is half-written meanwhile)
    the profile that names them), and the learner snapshot is rewritten without them;
 3. a suppression (keyed by the subject pseudonym, not the id) keeps the erasure in force for the
    user's events still in flight: agents.batch drops them (stream.erasure.Suppression);
-4. once the broker acknowledged all of that, the audit record goes to the audit topic.
+4. the user's anonymous id, which their profile recorded, gets a derived request of its own
+   (before anything is removed), so the anonymous profile of their visits before logging in
+   goes too, on whichever partition holds it;
+5. once the broker acknowledged all of that, the audit record goes to the audit topic.
 
 The models and the bandits keep what they learned from the user's past events: they hold
 aggregate weights, no record of anyone. Output topics (decisions, rewards, dead letters) are
@@ -26,7 +29,7 @@ second finds nothing left and its audit record says so. Audit readers keep the f
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,7 @@ from stream.erasure import (
     ErasureRequest,
     InvalidErasureRequest,
     Suppression,
+    linked_requests,
     removed_from,
     subject_of,
 )
@@ -91,20 +95,34 @@ class Eraser:
         partitioner (a request keyed otherwise is forwarded there by the agent)."""
         return partition_for(request.user_key.encode(), self.partitions)
 
-    def erase(self, record: EventT[bytes], request: ErasureRequest, now_ms: int) -> ErasureAudit:
+    def linked(self, request: ErasureRequest) -> list[ErasureRequest]:
+        """Requests for the user's other keys their profile knows (stream.erasure), to be sent
+        (and acknowledged) before this one's state is removed: a crash in between then
+        re-sends them, instead of losing the keys with the profile."""
+        return linked_requests(request, self._profile(request)[1])
+
+    def _profile(self, request: ErasureRequest) -> tuple[bytes | None, Profile | None]:
+        stored = self.profiles.get(request.user_key.encode())
+        if stored is None:
+            return None, None
+        try:
+            return stored, Profile.from_bytes(stored)
+        except SnapshotError:
+            log.warning("erasure %s: unreadable profile, deleted all the same", request.request_id)
+            return stored, None
+
+    def erase(
+        self,
+        record: EventT[bytes],
+        request: ErasureRequest,
+        now_ms: int,
+        linked: Sequence[ErasureRequest] = (),
+    ) -> ErasureAudit:
         """Remove the user's state in the record's partition; return the audit record (to be
         sent once the broker acknowledged the tombstones)."""
         partition = record.message.partition
         key = request.user_key.encode()
-        stored = self.profiles.get(key)
-        profile: Profile | None = None
-        if stored is not None:
-            try:
-                profile = Profile.from_bytes(stored)
-            except SnapshotError:
-                log.warning(
-                    "erasure %s: unreadable profile, deleted all the same", request.request_id
-                )
+        stored, profile = self._profile(request)
         learner = self.learner_of(record)
         indexed = learner.forget(request.user_key)
         removed = removed_from(profile, indexed)
@@ -126,4 +144,5 @@ class Eraser:
             tombstones=(self.names.profiles_changelog,),
             suppressed_until_ms=until,
             completed_at_ms=now_ms,
+            cascaded=tuple(subject_of(other.user_key, self.secret) for other in linked),
         )

@@ -14,7 +14,11 @@ piece of state keyed by that user and writes an audit record; this module holds 
   client clock's skew): they are dropped, not folded into a new profile. A later event is a new
   visit and starts a new profile (with the consent it carries);
 * :class:`Removed` and :class:`ErasureAudit`: what was removed, by whom, when
-  (``erasure-audit.v1``); the audit never names the user but by the subject pseudonym.
+  (``erasure-audit.v1``); the audit never names the user but by the subject pseudonym;
+* :func:`linked_requests`: the same user under another key. A known user's profile records the
+  ``anonymousId`` their events carried; the anonymous profile that key may have of its own
+  (events sent before the user logged in) is erased too, by a request derived from this one
+  (``cascaded_from``), which the adapter sends to that key's partition.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "InvalidErasureRequest",
     "Removed",
     "Suppression",
+    "linked_requests",
     "removed_from",
     "subject_of",
 ]
@@ -64,6 +69,8 @@ class ErasureRequest(BaseModel):
     requested_by: str = Field(min_length=1, max_length=200)
     requested_at_ms: int = Field(ge=0)
     reason: str = Field(default="", max_length=500)
+    #: The request this one was derived from (the same user under another key), if any.
+    cascaded_from: str | None = Field(default=None, max_length=128)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(by_alias=True))
@@ -77,6 +84,29 @@ class ErasureRequest(BaseModel):
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "record"
             raise InvalidErasureRequest(f"{where}: {first['msg']}") from exc
+
+
+def linked_requests(request: ErasureRequest, profile: Profile | None) -> list[ErasureRequest]:
+    """Requests for the user's other keys that ``profile`` knows (its anonymous id).
+
+    >>> r = ErasureRequest(request_id="r", user_key="u", requested_by="s", requested_at_ms=0)
+    >>> [x.user_key for x in linked_requests(r, Profile("u", user_id="u", anonymous_id="a"))]
+    ['a']
+    """
+    if request.cascaded_from is not None or profile is None:
+        return []  # one level: a derived request's profile is the anonymous one
+    others = [profile.anonymous_id] if profile.anonymous_id not in (None, request.user_key) else []
+    return [
+        request.model_copy(
+            update={
+                "request_id": f"{request.request_id}/{n}",
+                "user_key": key,
+                "cascaded_from": request.request_id,
+            }
+        )
+        for n, key in enumerate(others, start=1)
+        if key is not None
+    ]
 
 
 def subject_of(user_key: str, secret: bytes) -> str:
@@ -165,6 +195,8 @@ class ErasureAudit:
     tombstones: tuple[str, ...]
     suppressed_until_ms: int
     completed_at_ms: int
+    #: Subjects (pseudonyms) of the user's other keys, erased by derived requests.
+    cascaded: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,6 +206,8 @@ class ErasureAudit:
             "requested_by": self.request.requested_by,
             "requested_at_ms": self.request.requested_at_ms,
             "reason": self.request.reason,
+            "cascaded_from": self.request.cascaded_from,
+            "cascaded": list(self.cascaded),
             "completed_at_ms": self.completed_at_ms,
             "partition": self.partition,
             "removed": self.removed.to_dict(),

@@ -47,6 +47,18 @@ def _event(user: str, n: int, at_ms: int, name: str = "Product Viewed", **extra:
     return orjson.dumps(doc)
 
 
+def _anonymous_visit(count: int, start: int = 0) -> list[bytes]:
+    """The erased user's visits before logging in: keyed by their anonymous id alone (so a
+    profile of their own, on another partition than the known user's)."""
+    lines = []
+    for n in range(start, start + count):
+        doc = orjson.loads(_event(ERASED_ANON, n, T0 - 3_600_000 + n * 10_000))
+        del doc["userId"]
+        doc["anonymousId"] = ERASED_ANON
+        lines.append(orjson.dumps(doc))
+    return lines
+
+
 def _history(user: str, start: int, count: int, **extra: Any) -> list[bytes]:
     names = ["Product Viewed", "Product Viewed", "Product Added", "Product Viewed"]
     return [
@@ -76,6 +88,10 @@ def _decisions_for(settings: Settings, expected: int) -> list[dict[str, Any]]:
         settings.bootstrap_servers, settings.names.decisions, expected, idle_s=20.0, linger_s=3.0
     )
     return [orjson.loads(value) for _, value in records]
+
+
+def _by_id(decision: dict[str, Any]) -> str:
+    return str(decision["decision_id"])
 
 
 def _latest(settings: Settings, topic: str) -> dict[bytes | None, bytes | None]:
@@ -111,15 +127,20 @@ def test_an_erased_user_is_gone_from_every_table_changelog_and_later_output(
     base = worker.web_url
     assert base is not None
 
+    assert partition_for(ERASED_ID.encode(), settings.partitions) != partition_for(
+        ERASED_ANON.encode(), settings.partitions
+    )
     ids = {"anonymousId": ERASED_ANON}
-    before = _history(ERASED_ID, 0, 12, **ids) + [
-        line for user in OTHERS for line in _history(user, 0, 4)
-    ]
+    before = (
+        _anonymous_visit(4)
+        + _history(ERASED_ID, 0, 12, **ids)
+        + [line for user in OTHERS for line in _history(user, 0, 4)]
+    )
     send_lines(settings.bootstrap_servers, settings.names.events, before)
     decisions = _decisions_for(settings, len(before))
     assert len(decisions) == len(before)
-    own = [d for d in decisions if d["user"]["key"] == ERASED_ID]
-    assert len(own) == 12
+    own = [d for d in decisions if d["user"]["key"] in (ERASED_ID, ERASED_ANON)]
+    assert len(own) == 4 + 12
 
     # Transparency: authenticated, and it explains the last decision.
     assert _call("GET", f"{base}/privacy/users/{ERASED_ID}", token=None)[0] == 401
@@ -127,9 +148,11 @@ def test_an_erased_user_is_gone_from_every_table_changelog_and_later_output(
     status, doc = _call("GET", f"{base}/privacy/users/{ERASED_ID}")
     assert status == 200, doc
     assert doc["user"] == {"key": ERASED_ID, "user_id": ERASED_ID, "anonymous_id": ERASED_ANON}
-    assert doc["last_decision"]["decision_id"] == own[-1]["decision_id"]
+    last_own = [d for d in own if d["user"]["key"] == ERASED_ID][-1]
+    assert doc["last_decision"]["decision_id"] == last_own["decision_id"]
+    assert _call("GET", f"{base}/privacy/users/{ERASED_ANON}")[0] == 200
     assert [r[0] for r in doc["last_decision"]["reasons"]] == [
-        r["detail"] for r in own[-1]["reasons"]
+        r["detail"] for r in last_own["reasons"]
     ]
     assert doc["activity"]["events_by_name"] == {"Product Viewed": 9, "Product Added": 3}
     assert doc["features"], "the features the decision read are shown"
@@ -142,10 +165,16 @@ def test_an_erased_user_is_gone_from_every_table_changelog_and_later_output(
     )
     assert status == 202, accepted
     audit = [
-        orjson.loads(v) for _, v in consume(settings.bootstrap_servers, settings.names.audit, 1)
+        orjson.loads(v)
+        for _, v in consume(settings.bootstrap_servers, settings.names.audit, 2, linger_s=3.0)
     ]
-    assert len(audit) == 1
-    record = audit[0]
+    assert len(audit) == 2
+    record, derived = sorted(audit, key=lambda a: a["cascaded_from"] is not None)
+    # The anonymous profile of the visits before login went too, by a derived request.
+    assert derived["cascaded_from"] == accepted["request_id"]
+    assert record["cascaded"] == [derived["subject"]]
+    assert derived["removed"]["profile"] is True and derived["removed"]["events_seen"] == 4
+    assert derived["partition"] == partition_for(ERASED_ANON.encode(), settings.partitions)
     assert record["request_id"] == accepted["request_id"]
     assert record["subject"] == accepted["subject"]
     assert record["requested_by"] == "support-desk" and record["reason"] == "ticket 1"
@@ -154,22 +183,26 @@ def test_an_erased_user_is_gone_from_every_table_changelog_and_later_output(
     assert record["partition"] == partition_for(ERASED_ID.encode(), settings.partitions)
 
     # Events the user sent before the erasure, still in flight, then the others' next events.
-    in_flight = _history(ERASED_ID, 12, 5, **ids)
+    in_flight = _history(ERASED_ID, 12, 5, **ids) + _anonymous_visit(3, start=4)
     after = [line for user in OTHERS for line in _history(user, 4, 2)]
     send_lines(settings.bootstrap_servers, settings.names.events, in_flight + after)
     total = len(before) + len(after)
     decisions = _decisions_for(settings, total)
     assert len(decisions) == total, "the erased user's in-flight events make no decision"
-    assert [d for d in decisions if d["user"]["key"] == ERASED_ID] == own
+    again = [d for d in decisions if d["user"]["key"] in (ERASED_ID, ERASED_ANON)]
+    assert sorted(again, key=_by_id) == sorted(own, key=_by_id)  # two partitions: any order
 
     status, gone = _call("GET", f"{base}/privacy/users/{ERASED_ID}")
     assert status == 404 and gone["erased_by_request"] == accepted["request_id"], gone
+    status, gone = _call("GET", f"{base}/privacy/users/{ERASED_ANON}")
+    assert status == 404 and gone["erased_by_request"] == derived["request_id"], gone
     status, other = _call("GET", f"{base}/privacy/users/{OTHERS[0]}")
     assert status == 200 and other["activity"]["events_by_name"]["Product Viewed"] == 3 + 2
 
     names = settings.names
     profiles = _latest(settings, names.profiles_changelog)
-    assert ERASED_ID.encode() in profiles and profiles[ERASED_ID.encode()] is None, "tombstone"
+    for key in (ERASED_ID, ERASED_ANON):
+        assert key.encode() in profiles and profiles[key.encode()] is None, f"tombstone of {key}"
     for changelog in (
         names.profiles_changelog,
         names.learners_changelog,

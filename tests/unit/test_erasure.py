@@ -15,12 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.batch import SKIPPED_ERASED, RawRecord, process_records
-from stream import SourcePosition, StepConfig
+from stream import Profile, SourcePosition, StepConfig
 from stream.erasure import (
     ErasureAudit,
     ErasureRequest,
     InvalidErasureRequest,
     Suppression,
+    linked_requests,
     removed_from,
     subject_of,
 )
@@ -103,12 +104,14 @@ def test_the_audit_record_names_the_subject_never_the_user() -> None:
         tombstones=("changelog",),
         suppressed_until_ms=T0 + 600_000,
         completed_at_ms=T0 + 5,
+        cascaded=(subject_of("anon-1", SECRET),),
     )
     raw = audit.to_bytes()
     assert request.user_key.encode() not in raw
     doc = orjson.loads(raw)
     assert doc["schema"] == "erasure-audit.v1"
     assert (doc["request_id"], doc["requested_by"], doc["reason"]) == ("r1", "support", "ticket 42")
+    assert doc["cascaded_from"] is None and doc["cascaded"] == [subject_of("anon-1", SECRET)]
     assert doc["removed"] == {
         "profile": True,
         "events_seen": 3,
@@ -117,6 +120,20 @@ def test_the_audit_record_names_the_subject_never_the_user() -> None:
         "learner_index": True,
     }
     assert removed_from(None, learner_index=False).to_dict()["profile"] is False
+
+
+def test_a_known_users_anonymous_id_gets_a_derived_request_of_one_level() -> None:
+    request = _request()
+    known = Profile(request.user_key, user_id=request.user_key, anonymous_id="anon-1")
+    (derived,) = linked_requests(request, known)
+    assert (derived.user_key, derived.cascaded_from) == ("anon-1", "r1")
+    assert derived.request_id == "r1/1" and derived.requested_by == request.requested_by
+    assert ErasureRequest.from_bytes(derived.to_bytes()) == derived
+    anonymous = Profile("anon-1", anonymous_id="anon-1")
+    assert linked_requests(derived, anonymous) == [], "a derived request does not cascade"
+    assert linked_requests(request, Profile("u", user_id="u")) == []
+    assert linked_requests(_request(user_key="anon-1"), anonymous) == []
+    assert linked_requests(request, None) == []
 
 
 def _records(values: list[bytes], start: int = 0) -> list[RawRecord]:
