@@ -284,3 +284,57 @@ def test_the_control_topic_forwards_a_miskeyed_request_and_dead_letters_garbage(
     assert len(decisions) == 4
     assert decisions[-1]["event"]["message_id"] == f"{user}-99"
     assert _latest(settings, settings.names.profiles_changelog)[user.encode()] is not None
+
+
+def _with_consent(line: bytes, granted: bool) -> bytes:
+    doc = orjson.loads(line)
+    doc["context"] = {"consent": {"categoryPreferences": {"Personalization": granted}}}
+    return orjson.dumps(doc)
+
+
+def test_consent_withdrawn_mid_stream_leaves_only_the_consent_record(
+    settings: Settings, start_worker: WorkerFactory
+) -> None:
+    port = free_port()
+    worker = start_worker(web_enabled="true", web_port=port, privacy_tokens=f"desk:{TOKEN}")
+    wait_for_port("127.0.0.1", port, timeout_s=30.0, proc=worker.process)
+    base = worker.web_url
+    user = "changes-their-mind"
+    history = _history(user, 0, 6)
+    withdrawn = [_with_consent(history[5], False)]  # the 6th event says "no"
+    while_out = _history(user, 6, 3)  # say nothing: the user stays opted out
+    back_in = [_with_consent(line, True) for line in _history(user, 9, 2)]
+    send_lines(
+        settings.bootstrap_servers, settings.names.events, history[:5] + withdrawn + while_out
+    )
+    decisions = _decisions_for(settings, 9)
+    assert len(decisions) == 9
+    rules = [d["reasons"][0]["rule"] for d in decisions]
+    assert all(rule != "opted_out" for rule in rules[:5])
+    assert rules[5:] == ["opted_out"] * 4
+    assert all(d["action"] == "none" and d["propensity"] == 1.0 for d in decisions[5:])
+    assert [d["predictions"] for d in decisions[5:]] == [None] * 4, "no model reads them"
+
+    # While opted out, the profile is the consent record alone: in the changelog, and as the
+    # transparency endpoint tells it.
+    stored = [
+        orjson.loads(value)
+        for key, value in consume(settings.bootstrap_servers, settings.names.profiles_changelog)
+        if key == user.encode() and value is not None
+    ]
+    record = stored[-1]
+    assert record["consent"] is False
+    assert record["counts"] == {} and record["labels"] == [] and record["decisions"] == []
+    assert record["final"]["cart"] == {} and record["final"]["categories"] == {}
+    assert record["last_decision"] is None and record["pending"] == []
+    status, doc = _call("GET", f"{base}/privacy/users/{user}")
+    assert status == 200 and doc["consent"]["personalization"] is False, doc
+    assert doc["features"] == {} and doc["activity"]["events_by_name"] == {}
+
+    # Opted back in, the profile starts from clean: only the two events since.
+    send_lines(settings.bootstrap_servers, settings.names.events, back_in)
+    decisions = _decisions_for(settings, 11)
+    assert [d["reasons"][0]["rule"] != "opted_out" for d in decisions[9:]] == [True, True]
+    status, doc = _call("GET", f"{base}/privacy/users/{user}")
+    assert status == 200 and doc["consent"]["personalization"] is True, doc
+    assert sum(doc["activity"]["events_by_name"].values()) == 2
