@@ -78,31 +78,23 @@ def create_app(
     step_config = config or StepConfig()
     names = settings.names
     app = faust.App(names.app_id, **settings.faust_options())
-    events = app.topic(
-        names.events,
-        value_type=bytes,
-        value_serializer="raw",
-        key_type=bytes,
-        key_serializer="raw",
-        partitions=settings.partitions,
+    # Bytes keys and values make Faust use the "raw" codec: we own the serialization. Every
+    # topic and table has the events' partition count: co-partitioned, so partition p of each
+    # is on the worker that holds partition p of the events.
+    events, erasures = (
+        app.topic(
+            name,
+            value_type=bytes,
+            value_serializer="raw",
+            key_type=bytes,
+            key_serializer="raw",
+            partitions=settings.partitions,
+        )
+        for name in (names.events, names.erasures)
     )
-    # bytes key and value types make Faust use the "raw" codec: we own the serialization.
-    profiles = app.Table(
-        names.profiles_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
-    )
-    learner_table = app.Table(
-        names.learners_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
-    )
-    erasures = app.topic(
-        names.erasures,
-        value_type=bytes,
-        value_serializer="raw",
-        key_type=bytes,
-        key_serializer="raw",
-        partitions=settings.partitions,
-    )
-    suppressions = app.Table(
-        names.suppressions_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    profiles, learner_table, suppressions = (
+        app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        for name in (names.profiles_table, names.learners_table, names.suppressions_table)
     )
     #: Held while a batch of events or an erasure reads and writes state: an erasure must not
     #: delete a profile that a batch in flight (awaiting its sends) is about to write back.
