@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 def _worker(settings: Settings) -> int:
     try:
         step_config = settings.step_config()
+        settings.privacy_token_names()  # a malformed token list stops the start, in one line
     except ConfigError as exc:
         print(f"cannot start the worker: {exc}", file=sys.stderr)
         return 2

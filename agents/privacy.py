@@ -31,6 +31,7 @@ from agents.erasure import Eraser
 from agents.settings import Settings
 from stream import Profile, StepConfig
 from stream.erasure import ErasureRequest, subject_of
+from stream.exceptions import SnapshotError
 from stream.transparency import describe
 
 __all__ = ["register_privacy"]
@@ -114,7 +115,11 @@ def register_privacy(
                 if suppression is not None:
                     held["erased_by_request"] = suppression.request_id
                 return self.json(held, status=404)
-            return self.json(describe(Profile.from_bytes(stored), config))
+            try:
+                profile = Profile.from_bytes(stored)
+            except SnapshotError as exc:  # its next event dead-letters it (agents.batch)
+                return _error(self, 500, f"the stored profile cannot be read: {exc}")
+            return self.json(describe(profile, config))
 
 
 def _error(view: View, status: int, message: str) -> Response:

@@ -19,6 +19,8 @@ def test_names_carry_the_prefix_and_a_version() -> None:
     assert names.decisions == "acme.decisions.v3"
     assert names.deadletters == "acme.deadletters.v1"
     assert names.profiles_changelog == "acme-worker-v1-profiles-v6-changelog"
+    assert (names.erasures, names.audit) == ("acme.erasures.v1", "acme.audit.v1")
+    assert names.suppressions_changelog == "acme-worker-v1-suppressions-v1-changelog"
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,6 +44,32 @@ def test_the_stored_properties_allow_list_comes_from_the_environment(
     monkeypatch.setenv("LIVEPROFILES_STORED_PROPERTIES", "price,brnad")
     with pytest.raises(ConfigError, match="no feature reads brnad"):
         Settings().step_config()
+
+
+def test_privacy_tokens_are_name_token_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().privacy_token_names() == {}  # unset: the privacy API is off
+    monkeypatch.setenv(
+        "LIVEPROFILES_PRIVACY_TOKENS", " desk:0123456789abcdef , ops:fedcba9876543210x"
+    )
+    assert Settings().privacy_token_names() == {
+        "0123456789abcdef": "desk",
+        "fedcba9876543210x": "ops",
+    }
+    for bad in ("desk", "desk:short", ":0123456789abcdef"):
+        monkeypatch.setenv("LIVEPROFILES_PRIVACY_TOKENS", bad)
+        with pytest.raises(ConfigError, match="name:token"):
+            Settings().privacy_token_names()
+
+
+def test_a_malformed_privacy_token_stops_the_worker_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents.__main__ import main
+
+    monkeypatch.setenv("LIVEPROFILES_PRIVACY_TOKENS", "desk:short")
+    monkeypatch.setenv("LIVEPROFILES_LOG_FORMAT", "text")
+    assert main(["worker"]) == 2
+    assert "cannot start the worker: LIVEPROFILES_PRIVACY_TOKENS" in capsys.readouterr().err
 
 
 def test_embedded_profile_uses_the_tansu_transport_and_short_sessions() -> None:
