@@ -93,7 +93,7 @@ class ModelConfig:
 
     #: Names the model family in every decision and in the learners' snapshots: change it when
     #: the inputs, targets or learners change, so old snapshots are not read as new ones.
-    version: str = "models-v1"
+    version: str = "models-v2"
     #: Conversion: an order within this much event time after the prediction.
     conversion_horizon_ms: int = 30 * MINUTE_MS
     #: At most one pending label per user per this much event time (see stream.labels).
@@ -103,9 +103,11 @@ class ModelConfig:
     #: by the clock only once events this late can no longer change it.
     label_lateness_ms: int = 2 * MINUTE_MS
     learning_rate: float = 0.02
-    #: Labels a binary model must have learned before its own probability is used at all, and
-    #: again over which it is blended in (cold start: the base rate until then).
+    #: Labels a binary model must have learned before a decision explains its score by the
+    #: model's inputs (before that the blend leans on the cold-start prior's segment rates).
     min_labels: int = 200
+    #: SGD step of the blend of the cold-start prior and the model (stream.models.prior).
+    blend_learning_rate: float = 0.02
     next_category_classes: int = 16
     #: Categories reported in a decision's next-category prediction.
     top_k: int = 3
@@ -127,6 +129,8 @@ class ModelConfig:
             raise ConfigError("label_lateness_ms and min_labels must be >= 0")
         if not 0 < self.learning_rate < 1:
             raise ConfigError("learning_rate must be in (0, 1)")
+        if not 0 <= self.blend_learning_rate < 1:
+            raise ConfigError("blend_learning_rate must be in [0, 1)")
 
 
 @dataclass(frozen=True, slots=True)

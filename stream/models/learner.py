@@ -4,8 +4,9 @@ Three learners share one running scaler (standardization is learned from the inp
 pending label, when the label is made: it needs no outcome, and the three models then see the
 same standardized vector):
 
-* ``conversion`` and ``abandonment``: logistic regression, blended with a calibrated base rate
-  until they have learned enough labels (:class:`~stream.models.prior.ColdStartPrior`);
+* ``conversion`` and ``abandonment``: logistic regression, served through a learned blend with a
+  smoothed rate per segment of the inputs (session length x cart held), which is all they say
+  until the model's ranking earns weight (:class:`~stream.models.prior.ColdStartPrior`);
 * ``next_category``: a ranker over the user's leaning categories (:mod:`stream.models.ranker`),
   top-K reported.
 
@@ -28,7 +29,7 @@ from stream.config import ModelConfig
 from stream.exceptions import SnapshotError
 from stream.labels import ABANDONMENT, CONVERSION, NEXT_CATEGORY, Example, unpack_inputs
 from stream.models.logistic import LogisticModel
-from stream.models.prior import ColdStartPrior
+from stream.models.prior import ColdStartPrior, segment_of
 from stream.models.ranker import CategoryRanker
 from stream.models.scaler import RunningScaler
 from stream.models.validation import BinaryValidation, MulticlassValidation
@@ -39,6 +40,8 @@ SNAPSHOT_KIND = "partition-models"
 
 #: Model version strings are built per event; keep the formatting in one place.
 _BINARY = (CONVERSION, ABANDONMENT)
+#: The inputs the cold-start prior's segment reads (see stream.models.prior.segment_of).
+SEGMENT_INPUTS = ("log_session_events", "log_cart_lines")
 
 
 class BinaryScore(NamedTuple):
@@ -69,7 +72,13 @@ class PartitionModels:
         self.scaler = RunningScaler(n)
         lr = config.learning_rate
         self.binary = {target: LogisticModel(n, lr=lr, intercept_lr=lr) for target in _BINARY}
-        self.priors = {target: ColdStartPrior(min_labels=config.min_labels) for target in _BINARY}
+        self.priors = {target: ColdStartPrior(lr=config.blend_learning_rate) for target in _BINARY}
+        #: Positions of SEGMENT_INPUTS (None: an input layout without them, one segment).
+        self._segment_at = (
+            tuple(self.input_names.index(name) for name in SEGMENT_INPUTS)
+            if all(name in self.input_names for name in SEGMENT_INPUTS)
+            else None
+        )
         self.next_category = CategoryRanker(config.next_category_classes)
         self.validation = {target: BinaryValidation() for target in _BINARY}
         self.next_category_validation = MulticlassValidation()
@@ -91,8 +100,9 @@ class PartitionModels:
         """Every target's prediction for one (cleaned) input vector, the user's candidate
         categories and whether their cart holds something."""
         z = self.scaler.transform(inputs)
-        conversion = self._binary_score(CONVERSION, z)
-        abandonment = self._binary_score(ABANDONMENT, z) if cart else None
+        segment = self._segment(inputs)
+        conversion = self._binary_score(CONVERSION, z, segment)
+        abandonment = self._binary_score(ABANDONMENT, z, segment) if cart else None
         ranked = self.next_category.predict(dict(candidates), current)[: self.config.top_k]
         return Scores(
             conversion,
@@ -101,21 +111,27 @@ class PartitionModels:
             self.versions()[NEXT_CATEGORY],
         )
 
-    def _binary_score(self, target: str, z: list[float]) -> BinaryScore:
+    def _segment(self, inputs: Sequence[float]) -> int:
+        at = self._segment_at
+        return 0 if at is None else segment_of(inputs[at[0]], inputs[at[1]])
+
+    def _binary_score(self, target: str, z: list[float], segment: int) -> BinaryScore:
         model = self.binary[target]
-        probability = self.priors[target].blend(model.predict_proba(z), model.n_learned)
+        probability = self.priors[target].blend(model.predict_proba(z), segment)
         return BinaryScore(
             round(probability, 6),
             self.versions()[target],
-            self._top_inputs(model, z),
+            self._top_inputs(model, z, self.priors[target].weights[2]),
         )
 
     def _top_inputs(
-        self, model: LogisticModel, z: list[float]
+        self, model: LogisticModel, z: list[float], trust: float
     ) -> tuple[tuple[str, float, bool], ...]:
-        if model.n_learned < self.config.min_labels:
-            return ()  # the prior speaks, not the weights: nothing to explain yet
-        contributions = model.contributions(z)
+        """The inputs that moved the served logit most: the model's ``w_i * z_i`` times the
+        weight the blend gives the model's logit (``trust``)."""
+        if model.n_learned < self.config.min_labels or trust <= 0.0:
+            return ()  # the segment prior speaks, not the weights: nothing to explain yet
+        contributions = [trust * c for c in model.contributions(z)]
         magnitudes = list(map(abs, contributions))
         k = self.config.explain_top
         cutoff = sorted(magnitudes)[-k] if len(magnitudes) >= k else 0.0
@@ -160,12 +176,14 @@ class PartitionModels:
             self.next_category_validation.update(prediction, label)
             learned = self.next_category.learn(candidates, example.current, label)
         else:
-            z = self.scaler.transform(unpack_inputs(example.inputs))
+            inputs = unpack_inputs(example.inputs)
+            z, segment = self.scaler.transform(inputs), self._segment(inputs)
             target, outcome = example.target, bool(example.label)
             model, prior = self.binary[target], self.priors[target]
-            prediction = prior.blend(model.predict_proba(z), model.n_learned)
+            model_p = model.predict_proba(z)
+            prediction = prior.blend(model_p, segment)
             self.validation[target].update(prediction, outcome)
-            prior.learn(outcome)
+            prior.learn(outcome, model_p, segment)
             learned = model.learn(z, outcome)
         if not learned:
             self.refused += 1

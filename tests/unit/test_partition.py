@@ -147,7 +147,7 @@ def test_the_models_learn_and_decisions_carry_their_predictions() -> None:
     last = result.decisions[-1]
     assert last.predictions is not None
     assert 0.0 <= last.predictions["conversion"]["p"] <= 1.0
-    assert last.predictions["conversion"]["model"].startswith("models-v1/p")
+    assert last.predictions["conversion"]["model"].startswith("models-v2/p")
     assert last.versions["models"]["conversion"] == last.predictions["conversion"]["model"]
 
 
@@ -205,6 +205,27 @@ def test_a_snapshot_of_other_models_is_refused() -> None:
         PartitionLearner.from_bytes(data, other)
     with pytest.raises(SnapshotError):
         PartitionLearner.from_bytes(b"{}", CFG)
+
+
+def test_a_snapshot_from_before_the_segment_prior_is_refused() -> None:
+    """models-v1 kept one base rate per target (cold_start_prior version 1): such a snapshot
+    fails with SnapshotError, whether its models version says so or not."""
+    doc = orjson.loads(PartitionLearner.new(0, CFG).to_bytes())
+    old_prior = {
+        "kind": "cold_start_prior",
+        "version": "1",
+        "alpha": 1.0,
+        "beta": 1.0,
+        "min_labels": 200,
+        "positives": 0,
+        "total": 0,
+    }
+    doc["models"]["priors"] = {CONVERSION: old_prior, ABANDONMENT: old_prior}
+    with pytest.raises(SnapshotError, match="unsupported version '1'"):
+        PartitionLearner.from_bytes(orjson.dumps(doc), CFG)
+    doc["models"]["version"] = "models-v1"
+    with pytest.raises(SnapshotError, match="models-v1"):
+        PartitionLearner.from_bytes(orjson.dumps(doc), CFG)
 
 
 def test_replay_splits_users_by_kafkas_partitioner() -> None:
