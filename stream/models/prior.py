@@ -87,7 +87,17 @@ def _logit(p: float) -> float:
     return LOGIT_CLIP if r > LOGIT_CLIP else -LOGIT_CLIP if r < -LOGIT_CLIP else r
 
 
+#: The blend's own logit is clamped to ±this before ``exp``: the learned weights can grow its
+#: magnitude without bound, and ``exp`` overflows past 709 (an OverflowError in the step); at
+#: 35 the probability is still strictly inside (0, 1) (sigmoid(35) = 1 - 6.3e-16).
+BLEND_LOGIT_CAP = 35.0
+
+
 def _sigmoid(r: float) -> float:
+    if r > BLEND_LOGIT_CAP:
+        r = BLEND_LOGIT_CAP
+    elif r < -BLEND_LOGIT_CAP:
+        r = -BLEND_LOGIT_CAP
     return 1.0 / (1.0 + _exp(-r))
 
 

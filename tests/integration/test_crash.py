@@ -25,6 +25,7 @@ from tests.integration.test_pipeline import (
     _stored_profiles,
     _without_pending_labels,
     _without_positions,
+    differing_profiles,
 )
 
 pytestmark = pytest.mark.broker
@@ -85,7 +86,8 @@ def test_kill_9_at_random_moments_loses_nothing_and_matches_offline_replay(
         f"logs in {tmp_path}"
     )
     stored, expected = _without_positions(_stored_profiles(settings)), _expected_profiles(lines)
-    assert _without_pending_labels(stored) == _without_pending_labels(expected)
+    differ = differing_profiles(_without_pending_labels(stored), _without_pending_labels(expected))
+    assert not differ, f"{len(differ)} profiles differ from the replay, e.g. {differ[:5]}"
     # Pending labels follow the partition's learner snapshot, which a kill can leave ahead of
     # or behind a profile: a label may then settle at another record than in the replay.
     unsettled = [k for k in expected if stored[k]["labels"] != expected[k]["labels"]]
@@ -93,6 +95,6 @@ def test_kill_9_at_random_moments_loses_nothing_and_matches_offline_replay(
     assert len(unsettled) <= len(expected) // 100, unsettled[:5]
     # The policy's record follows the decisions the bandit made, which after a kill learned
     # without the rewards a lost snapshot held: counted, not required equal.
-    record = ("decisions", "starts", "choice")
+    record = ("decisions", "starts", "choice", "last_decision")
     other = [k for k in expected if any(stored[k][f] != expected[k][f] for f in record)]
     print(f"profiles whose policy record differs from the replay: {len(other)}")

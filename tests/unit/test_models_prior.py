@@ -7,7 +7,7 @@ import random
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from stream.exceptions import ConfigError, SnapshotError
@@ -137,6 +137,8 @@ def test_a_restored_prior_continues_exactly_as_the_uninterrupted_one() -> None:
         max_size=60,
     ),
 )
+# Found by CI's Hypothesis run: the learned logit reached sigmoid's 1.0.
+@example(model_p=0.0, segment=0, labels=[(False, 0.0, 0), (False, 0.9375, 0), (True, 0.0, 0)])
 def test_the_blend_is_always_a_probability(
     model_p: float, segment: int, labels: list[tuple[bool, float, int]]
 ) -> None:
@@ -147,6 +149,15 @@ def test_the_blend_is_always_a_probability(
     assert 0.0 < p < 1.0
     assert all(math.isfinite(w) for w in prior.weights)
     assert abs(prior.weights[2]) <= 0.5 * len(labels) * LOGIT_CLIP  # bounded by the clip
+
+
+@pytest.mark.parametrize("weights", [[1e6, 0.0, 0.0], [-1e6, 0.0, 0.0], [0.0, 1e300, 1e300]])
+def test_extreme_blend_weights_neither_overflow_nor_reach_zero_or_one(weights: list[float]) -> None:
+    prior = ColdStartPrior()
+    prior._blend = weights  # what enough confident labels could teach it
+    p = prior.blend(0.999, 0)
+    assert 0.0 < p < 1.0
+    prior.learn(True, 0.999, 0)  # exp of the clamped logit: no OverflowError
 
 
 @pytest.mark.parametrize(
