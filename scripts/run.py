@@ -218,8 +218,13 @@ def _explained(web: str | None, token: str, decision: dict[str, Any] | None) -> 
             doc = orjson.loads(response.read())
     except (OSError, ValueError) as exc:
         return [f"  transparency       could not read {url}: {exc}"]
+    return explanation_lines(user, doc)
+
+
+def explanation_lines(user: str, doc: dict[str, Any]) -> list[str]:
+    """The summary's lines for one ``transparency.v1`` document (stream.transparency)."""
     last = doc.get("last_decision") or {}
-    reasons = "; ".join(str(r["detail"]) for r in last.get("reasons", [])[:2])
+    reasons = "; ".join(str(reason[0]) for reason in last.get("reasons", [])[:2])
     return [
         f"  transparency       GET /privacy/users/{{key}} (bearer token printed above): {user!r}",
         f"    last decision    {last.get('action')} ({last.get('variant')}): {reasons}",

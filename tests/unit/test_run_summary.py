@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from scripts.run import _learning
+import orjson
+
+from scripts.run import _learning, explanation_lines
+from stream import StepConfig
+from stream.replay import replay
+from stream.transparency import describe
+from tests.support import viewed_event
 
 
 def test_the_summary_reports_model_validation_and_the_experiment() -> None:
@@ -37,3 +43,18 @@ def test_the_summary_says_when_there_is_nothing_yet() -> None:
     text = "\n".join(_learning({"models": [], "experiment": {}}))
     assert "no label resolved yet" in text and "no decision settled yet" in text
     assert "could not be read" in "\n".join(_learning(None))
+
+
+def test_the_summary_explains_one_users_last_decision_from_the_transparency_document() -> None:
+    # A real document (stream.transparency over a replayed profile), through JSON as served.
+    result = replay([viewed_event(i, "u1", f"2024-01-01T00:0{i}:00Z") for i in range(3)])
+    doc = orjson.loads(orjson.dumps(describe(result.profiles["u1"], StepConfig())))
+    last = result.decisions[-1]
+    lines = explanation_lines("u1", doc)
+    assert lines[0].endswith("'u1'")
+    assert lines[1] == (
+        f"    last decision    {last.action} ({last.variant}): "
+        + "; ".join(r.detail for r in last.reasons[:2])
+    )
+    assert lines[2].startswith("    holds            3 events counted, ")
+    assert lines[2].endswith("consent None")
