@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stream import (
     DeadLetter,
@@ -92,7 +92,8 @@ def process_records(
     within the suppression) is dropped: counted, no profile, no decision."""
     result = BatchResult()
     store = ProfileStore(
-        lambda user_key: _current_profile(result, user_key, load), result.profiles.__setitem__
+        lambda user_key: _current_profile(result, user_key, load),
+        result.profiles.__setitem__,
     )
     erased = _Suppressions(suppression) if suppression is not None else None
     for record in records:
@@ -173,8 +174,12 @@ def _step_one(
             result.profiles[event.user_key] = updated
     except Exception as exc:
         raise StepFailed(event.user_key) from exc
-    # Stored even when the step skipped the event: see "A skipped record" in agents.app.
-    result.applied.setdefault(event.user_key, []).append(event)
+    # Stored even when the step skipped the event: see "A skipped record" in agents.app. A
+    # routed event (stream.identity) is rebuilt under the profile it was applied to.
+    applied_to = outputs.user_key or event.user_key
+    if applied_to != event.user_key:
+        event = replace(event, user_key=applied_to)
+    result.applied.setdefault(applied_to, []).append(event)
     result.decisions.extend(outputs.decisions)
     result.counters["decisions_out"] += len(outputs.decisions)
     if outputs.rewards:

@@ -77,7 +77,7 @@ class Names:
 
     @property
     def profiles_table(self) -> str:
-        """The profiles table (one ``profile.v6`` value per user).
+        """The profiles table (one ``profile.v7`` value per user).
 
         Its version follows the profile schema's: a worker of a new schema starts from a new
         table (rebuilt from the events it replays) instead of failing on every stored profile.

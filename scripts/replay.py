@@ -22,9 +22,10 @@ Paced or not, the decisions are the same: only the wall-clock spacing of the sen
 Offline, ``--rewards`` writes what each decision earned (``reward.v1``) for off-policy
 evaluation (``python -m scripts.ope d.ndjson r.ndjson --policy greedy``), ``--policy`` replays
 under another policy file, and ``--stored-properties`` under another allow-list of the event
-properties profiles keep (e.g. ``product_id,category,price``); through Kafka the worker's own
-settings decide (``LIVEPROFILES_POLICY_FILE``, ``LIVEPROFILES_STORED_PROPERTIES``) and its
-rewards go to the rewards topic.
+properties profiles keep (e.g. ``product_id,category,price``), and ``--stitch-identities`` with
+identity stitching (stream.identity); through Kafka the worker's own settings decide
+(``LIVEPROFILES_POLICY_FILE``, ``LIVEPROFILES_STORED_PROPERTIES``,
+``LIVEPROFILES_STITCH_IDENTITIES``) and its rewards go to the rewards topic.
 
 Exit codes: 0 done (and equal, with ``--check``), 1 ``--check`` found a difference,
 2 bad arguments, unreadable file (the message names the line), or broker unreachable,
@@ -193,6 +194,9 @@ def _first_line_of_event(lines: list[bytes]) -> dict[tuple[str, str], int]:
         message_id, user = doc.get("messageId"), doc.get("userId") or doc.get("anonymousId")
         if isinstance(message_id, str) and user is not None:
             order.setdefault((message_id, str(user)), index)
+            # A stitched identity's decision is the person's, not the line's key's
+            # (stream.identity): found by the message id alone.
+            order.setdefault((message_id, ""), index)
     return order
 
 
@@ -214,7 +218,10 @@ def _collect(
             for records in consumer.poll(timeout_ms=200).values():
                 for record in records:
                     doc = orjson.loads(record.value)
-                    index = order.get((str(doc["event"]["message_id"]), str(doc["user"]["key"])))
+                    message_id = str(doc["event"]["message_id"])
+                    index = order.get((message_id, str(doc["user"]["key"])))
+                    if index is None:
+                        index = order.get((message_id, ""))
                     if index is not None and doc["decision_id"] not in found:
                         found[doc["decision_id"]] = (index, canonical_bytes(record.value) + b"\n")
                         last_new = time.monotonic()
@@ -260,6 +267,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "every property the features read",
     )
     parser.add_argument(
+        "--stitch-identities",
+        action="store_true",
+        help="merge the keys events link (userId with anonymousId, alias) into one profile",
+    )
+    parser.add_argument(
         "--pace",
         type=parse_pace,
         default="fast",
@@ -292,6 +304,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "--stored-properties goes with --offline: through Kafka the worker's allow-list"
             " applies (LIVEPROFILES_STORED_PROPERTIES)"
         )
+    if args.stitch_identities and not args.offline:
+        parser.error(
+            "--stitch-identities goes with --offline: through Kafka the worker's setting"
+            " applies (LIVEPROFILES_STITCH_IDENTITIES)"
+        )
     return args
 
 
@@ -305,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.stored_properties is None
                 else args.stored_properties
             ),
+            stitch_identities=args.stitch_identities,
         )
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)

@@ -155,6 +155,10 @@ class StepConfig:
     #: The allow-list governs the events folded from now on; it does not purge what stored
     #: profiles already hold.
     stored_properties: frozenset[str] = DEFAULT_STORED_PROPERTIES
+    #: Identity stitching (stream.identity): an event linking two keys (``userId`` with
+    #: ``anonymousId``, an ``alias`` call) merges the other key's history into the person's
+    #: profile, and events carrying only the other key follow it there.
+    stitch_identities: bool = False
 
     def __post_init__(self) -> None:
         for name in ("dedupe_window", "max_cart_lines", "max_quantity", "max_text_length"):

@@ -87,7 +87,8 @@ class ErasureRequest(BaseModel):
 
 
 def linked_requests(request: ErasureRequest, profile: Profile | None) -> list[ErasureRequest]:
-    """Requests for the user's other keys that ``profile`` knows (its anonymous id).
+    """Requests for the user's other keys that ``profile`` knows: its anonymous id, the keys
+    merged into it, and the person a merged key forwards to (stream.identity).
 
     >>> r = ErasureRequest(request_id="r", user_key="u", requested_by="s", requested_at_ms=0)
     >>> [x.user_key for x in linked_requests(r, Profile("u", user_id="u", anonymous_id="a"))]
@@ -95,7 +96,11 @@ def linked_requests(request: ErasureRequest, profile: Profile | None) -> list[Er
     """
     if request.cascaded_from is not None or profile is None:
         return []  # one level: a derived request's profile is the anonymous one
-    others = [profile.anonymous_id] if profile.anonymous_id not in (None, request.user_key) else []
+    others = dict.fromkeys(
+        key
+        for key in (profile.anonymous_id, *sorted(profile.aliases), profile.merged_into)
+        if key is not None and key != request.user_key
+    )
     return [
         request.model_copy(
             update={
@@ -105,7 +110,6 @@ def linked_requests(request: ErasureRequest, profile: Profile | None) -> list[Er
             }
         )
         for n, key in enumerate(others, start=1)
-        if key is not None
     ]
 
 

@@ -127,6 +127,8 @@ class Event:
     context: dict[str, Any] = field(default_factory=dict)
     source: SourcePosition | None = None
     received_at_ms: int | None = None
+    #: An alias call's ``previousId``: the other key it says is the same person.
+    previous_id: str | None = None
 
     @classmethod
     def from_segment(cls, wire: SegmentEvent, source: SourcePosition | None = None) -> Event:
@@ -149,6 +151,7 @@ class Event:
             context=wire.context,
             source=source,
             received_at_ms=received,
+            previous_id=wire.previousId,
         )
 
 

@@ -129,6 +129,7 @@ def _build(
         context,
         source,
         received,
+        previous_id if type(previous_id) is str and previous_id else None,
     )
 
 
@@ -253,6 +254,7 @@ _new = object.__new__
     _set_context,
     _set_source,
     _set_received_at_ms,
+    _set_previous_id,
 ) = (getattr(Event, f.name).__set__ for f in fields(Event))
 
 
@@ -268,6 +270,7 @@ def _new_event(
     context: dict[str, Any],
     source: SourcePosition | None,
     received_at_ms: int | None,
+    previous_id: str | None = None,
 ) -> Event:
     """``Event(...)`` with these fields, built in under half the time (see above)."""
     event = _new(Event)
@@ -282,4 +285,5 @@ def _new_event(
     _set_context(event, context)
     _set_source(event, source)
     _set_received_at_ms(event, received_at_ms)
+    _set_previous_id(event, previous_id)
     return event

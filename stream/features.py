@@ -450,3 +450,8 @@ def _context_features(profile: Profile) -> FeatureVector:
     # Local hour and weekday of the user's latest event, in the latest context's time zone.
     context = read_context(profile.context or {}, profile.last_seen_ms or 0)
     return {f"context_{k}": v for k, v in context.to_dict().items()}
+
+
+def ordered_settings(config: StepConfig) -> OrderedConfig:
+    """The settings the order-dependent features fold with (stream.ordered)."""
+    return _ordered(config)

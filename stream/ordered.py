@@ -33,6 +33,7 @@ __all__ = [
     "decayed",
     "event_order",
     "fold",
+    "join",
     "rebuild_head",
     "settle",
 ]
@@ -201,6 +202,88 @@ def fold(state: OrderedState, moment: Moment, cfg: OrderedConfig) -> None:
     _fold_session(state, moment, cfg)
     _fold_affinity(state, moment, cfg)
     _fold_cart(state, moment, cfg)
+
+
+def join(
+    earlier: OrderedState,
+    later: OrderedState,
+    later_first_ms: int,
+    later_names: frozenset[str] | set[str],
+    cfg: OrderedConfig,
+) -> OrderedState:
+    """The final state of one history followed by another, from the two folded apart (a new
+    state): how two identities' histories become one person's (stream.identity).
+
+    ``later_first_ms`` is the later history's first event time and ``later_names`` the event
+    names it holds. Exact for sessions (the later history's first session continues the
+    earlier's last one when the gap allows: one session, counted once), session buckets, the
+    cart when the later history removed nothing from it (a removal of a product only the earlier
+    history had added was a no-op when it was folded, and cannot be replayed from the folded
+    states), views since the last add, and the affinities up to float rounding (their sums are
+    rebased to one reference time) while no more than ``top_k`` labels compete.
+    """
+    if earlier.session_last_ms is None:
+        return later.copy()
+    if later.session_last_ms is None:
+        return earlier.copy()
+    out = later.copy()
+    joined = later_first_ms - earlier.session_last_ms <= cfg.session_gap_ms
+    out.sessions_total = earlier.sessions_total + later.sessions_total - int(joined)
+    buckets = dict(earlier.session_buckets)
+    for bucket, n in later.session_buckets.items():
+        buckets[bucket] = buckets.get(bucket, 0) + n
+    if joined:
+        # The later history's first session start was the earlier's last session going on.
+        first = later_first_ms - later_first_ms % SESSION_BUCKET_MS
+        if buckets.get(first, 0) > 0:
+            buckets[first] -= 1
+        if later.sessions_total == 1:
+            out.session_start_ms = earlier.session_start_ms
+            out.session_events = earlier.session_events + later.session_events
+            out.session_pages = earlier.session_pages + later.session_pages
+    start = out.session_start_ms
+    assert start is not None
+    out.session_buckets = {
+        b: n for b, n in sorted(buckets.items()) if n > 0 and b > start - SESSION_HISTORY_MS
+    }
+    if "Order Completed" not in later_names:  # an order empties the cart: else both count
+        cart = dict(earlier.cart)
+        for product, line in later.cart.items():
+            held = cart.get(product)
+            if held is not None:
+                quantity = min(held.quantity + line.quantity, cfg.max_quantity)
+                cart[product] = CartLine(quantity, line.price)
+            elif len(cart) < cfg.max_cart_lines:
+                cart[product] = line
+        out.cart = cart
+        if "Product Added" not in later_names:
+            out.views_since_add = earlier.views_since_add + later.views_since_add
+    _join_affinities(out, earlier, later, cfg)
+    return out
+
+
+def _join_affinities(
+    out: OrderedState, earlier: OrderedState, later: OrderedState, cfg: OrderedConfig
+) -> None:
+    if earlier.affinity_ms is None:
+        return  # `out` has the later's already
+    if later.affinity_ms is None:
+        out.affinity_ms = earlier.affinity_ms
+        out.categories, out.brands = dict(earlier.categories), dict(earlier.brands)
+        return
+    gap = later.affinity_ms - earlier.affinity_ms
+    if gap > _REBASE_AFTER_HALF_LIVES * cfg.half_life_ms:
+        # Folded as one history, the scores would have been rebased too.
+        reference, early, late = later.affinity_ms, decay_factor(0, gap, cfg.half_life_ms), 1.0
+    else:
+        reference, early, late = earlier.affinity_ms, 1.0, math.pow(2.0, gap / cfg.half_life_ms)
+    out.affinity_ms = reference
+    for name in ("categories", "brands"):
+        scores = {label: score * early for label, score in getattr(earlier, name).items()}
+        for label, score in getattr(later, name).items():
+            scores[label] = scores.get(label, 0.0) + score * late
+        _keep_top(scores, cfg.top_k)
+        setattr(out, name, scores)
 
 
 def _fold_session(state: OrderedState, moment: Moment, cfg: OrderedConfig) -> None:

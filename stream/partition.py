@@ -45,6 +45,7 @@ import orjson
 from stream.config import StepConfig
 from stream.events import Event
 from stream.exceptions import SnapshotError
+from stream.identity import NOTE_ROUTED, linked_keys, route, stitch
 from stream.labels import Example, deadline, expire
 from stream.models.inputs import model_inputs
 from stream.models.learner import PartitionModels
@@ -71,8 +72,12 @@ class ProfileStore:
         self,
         get: Callable[[str], Profile | None],
         put: Callable[[str, Profile], None],
+        moved: Callable[[str], None] | None = None,
     ) -> None:
         self.get, self.put = get, put
+        #: Told the key whose pending labels a merge moved away (stream.identity), when that
+        #: key is indexed by another partition's learner than the one processing.
+        self.moved = moved
 
 
 class LabelClock:
@@ -138,9 +143,14 @@ class PartitionLearner:
 
     def process(self, event: Event, store: ProfileStore, config: StepConfig) -> StepOutputs:
         """Step one event of this partition (in offset order) and learn what it taught."""
+        identity_notes: tuple[str, ...] = ()
+        if config.stitch_identities:
+            event, identity_notes = self._resolve_identity(event, store, config)
         user = event.user_key
         profile, outputs = step(store.get(user), event, config, self.models, self.policy)
         store.put(user, profile)
+        if identity_notes:
+            outputs = replace(outputs, notes=outputs.notes + identity_notes, user_key=user)
         offset = event.source.offset if event.source is not None else None
         if offset is not None:
             if offset <= self.learned_offset:
@@ -168,6 +178,37 @@ class PartitionLearner:
             if settled:
                 outputs = replace(outputs, rewards=outputs.rewards + tuple(settled))
         return outputs
+
+    def _resolve_identity(
+        self, event: Event, store: ProfileStore, config: StepConfig
+    ) -> tuple[Event, tuple[str, ...]]:
+        """Route the event to its person's profile and merge the keys it links
+        (stream.identity)."""
+        notes: list[str] = []
+        target = route(event.user_key, store.get, event.source)
+        if target != event.user_key:
+            event = replace(event, user_key=target)
+            notes.append(NOTE_ROUTED)
+        linked = linked_keys(event)
+        if not linked:
+            return event, tuple(notes)
+        source, person = event.source, store.get(target)
+        redelivered = (
+            source is not None
+            and person is not None
+            and person.applied.get(source.key, -1) >= source.offset
+        )
+        for other in linked:
+            if other == target:
+                continue
+            note = stitch(
+                target, other, event.timestamp_ms, store.get, store.put, config, redelivered
+            )
+            if note is not None:
+                notes.append(note)
+                # Its pending labels moved to the person's profile, and so to this index.
+                (store.moved or self.forget)(other)
+        return event, tuple(notes)
 
     def forget(self, user: str) -> bool:
         """Drop ``user`` from the pending-label index (an erasure): whether it was there.

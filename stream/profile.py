@@ -28,7 +28,7 @@ from stream.windowed import WindowState
 
 __all__ = ["PROFILE_SCHEMA", "CartLine", "Profile"]
 
-PROFILE_SCHEMA = "profile.v6"
+PROFILE_SCHEMA = "profile.v7"
 
 
 @dataclass(slots=True)
@@ -79,6 +79,13 @@ class Profile:
     #: itself until the profile is serialized (building its summary on every event would cost
     #: more than keeping a reference), its :meth:`Decision.summary` once restored.
     last_decision: Decision | dict[str, Any] | None = None
+    #: The other keys whose history was merged into this profile (stream.identity): key ->
+    #: the latest event time of that history when it was merged.
+    aliases: dict[str, int] = field(default_factory=dict)
+    #: Set when this key's history was merged into another profile: the key it now lives
+    #: under. Events carrying only this key go there; the history is kept until idle eviction
+    #: so a merge lost in a crash can be made again (stream.identity).
+    merged_into: str | None = None
 
     def copy(self) -> Profile:
         """A deep copy (leaves are immutable scalars, tuples or never-mutated lists)."""
@@ -108,17 +115,22 @@ class Profile:
             None if self.choice is None else list(self.choice),
             list(self.decisions),
             self.last_decision,
+            dict(self.aliases),
+            self.merged_into,
         )
 
     def restart(self, **kept: Any) -> None:
-        """Make this profile a fresh one, in place, keeping its identity (key and ids), its
-        idempotence records (applied offsets, recent message ids) and the ``kept`` fields."""
+        """Make this profile a fresh one, in place, keeping its identity (key, ids and
+        aliases), its idempotence records (applied offsets, recent message ids) and the ``kept``
+        fields."""
         fresh = Profile(
             user_key=self.user_key,
             user_id=self.user_id,
             anonymous_id=self.anonymous_id,
             recent_messages=self.recent_messages,
             applied=self.applied,
+            aliases=self.aliases,
+            merged_into=self.merged_into,
             **kept,
         )
         for name in Profile.__dataclass_fields__:
@@ -151,6 +163,8 @@ class Profile:
             "choice": self.choice,
             "decisions": [d.to_list() for d in self.decisions],
             "last_decision": self.last_decision_summary(),
+            "aliases": self.aliases,
+            "merged_into": self.merged_into,
         }
 
     def last_decision_summary(self) -> dict[str, Any] | None:
@@ -219,6 +233,8 @@ class Profile:
             choice=doc["choice"],
             decisions=[PendingDecision.from_list(item) for item in doc["decisions"]],
             last_decision=doc["last_decision"],
+            aliases={str(k): int(v) for k, v in doc["aliases"].items()},
+            merged_into=doc["merged_into"],
         )
 
 

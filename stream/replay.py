@@ -17,6 +17,7 @@ from stream.config import StepConfig
 from stream.deadletter import DeadLetter
 from stream.decision import Decision
 from stream.decode import decode_event
+from stream.identity import route
 from stream.partition import PartitionLearner, ProfileStore
 from stream.partitioning import partition_for
 from stream.profile import Profile
@@ -53,13 +54,26 @@ def replay_outputs(
         raise ValueError("partitions must be >= 1")
     state = profiles if profiles is not None else {}
     by_partition = learners if learners is not None else {}
-    store = ProfileStore(state.get, state.__setitem__)
+
+    def moved(key: str) -> None:
+        # A merged key's labels left its own partition's index (stream.identity).
+        learner = by_partition.get(partition_for(key.encode(), partitions))
+        if learner is not None:
+            learner.forget(key)
+
+    store = ProfileStore(state.get, state.__setitem__, moved)
+    stitching = config.stitch_identities
     for raw in lines:
         decoded = decode_event(raw.rstrip(b"\r\n"))
         if isinstance(decoded, DeadLetter):
             yield decoded
             continue
-        partition = partition_for(decoded.user_key.encode(), partitions)
+        key = decoded.user_key
+        if stitching:
+            # The identity stage's routing: an event of a merged key goes to its person's
+            # partition, as it would be produced there (see stream.identity).
+            key = route(key, state.get)
+        partition = partition_for(key.encode(), partitions)
         learner = by_partition.get(partition)
         if learner is None:
             learner = by_partition[partition] = PartitionLearner.new(partition, config)

@@ -86,6 +86,8 @@ class StepOutputs:
     #: Decisions whose reward window this event closed (for the policy's learner and the
     #: rewards topic), in order.
     rewards: tuple[Reward, ...] = ()
+    #: The profile the event was applied to, when not its own key's (stream.identity).
+    user_key: str | None = None
 
 
 def step(

@@ -43,6 +43,10 @@ def describe(profile: Profile, config: StepConfig) -> dict[str, Any]:
             "key": profile.user_key,
             "user_id": profile.user_id,
             "anonymous_id": profile.anonymous_id,
+            # Other keys of the same person whose history was merged in (stream.identity).
+            "merged_keys": sorted(profile.aliases),
+            # Set when this key's history lives in another profile now.
+            "merged_into": profile.merged_into,
         },
         "consent": {
             "personalization": profile.consent,

@@ -47,7 +47,15 @@ from stream.exceptions import SnapshotError
 from stream.memo import PerObject
 from stream.windows import bucket_size_for
 
-__all__ = ["Plan", "WindowState", "add_event", "plan_for", "read_all", "reference_read"]
+__all__ = [
+    "Plan",
+    "WindowState",
+    "add_event",
+    "merge_into",
+    "plan_for",
+    "read_all",
+    "reference_read",
+]
 
 #: Sums are kept as integers in millionths: exact, so the result ignores arrival order.
 MICRO = 1_000_000
@@ -310,6 +318,64 @@ def add_event(
             for slot, window_ms, _, _, size in op.totals:
                 if t - t % size > now - window_ms:
                     totals[slot] += amount
+
+
+def merge_into(state: WindowState, other: WindowState, catalog: Catalog) -> None:
+    """Add ``other``'s events to ``state``, as if one user had done both histories.
+
+    Exact, because buckets, totals and distinct values depend only on the set of events (see
+    the module's docstring): buckets add column by column (maxima take the larger), distinct
+    values keep each value's latest time within the cap, time moves to the later ``as_of``,
+    what left every window by then goes, and the totals are summed again from the buckets.
+    """
+    plan = plan_for(catalog)
+    if other.layout != plan.layout or other.as_of is None:
+        return
+    if state.layout != plan.layout or state.as_of is None:
+        copied = other.copy()
+        state.layout, state.as_of, state.buckets = copied.layout, copied.as_of, copied.buckets
+        state.totals, state.distinct = copied.totals, copied.distinct
+        return
+    now = max(state.as_of, other.as_of)
+    maxima, limits, totals = _merge_layout(plan)
+    for s, (_size, retention, _width) in enumerate(plan.series):
+        buckets, cut = state.buckets[s], now - retention
+        for start, columns in other.buckets[s].items():
+            mine = buckets.get(start)
+            if mine is None:
+                buckets[start] = list(columns)
+                continue
+            for column, value in enumerate(columns):
+                is_max = (s, column) in maxima
+                mine[column] = max(mine[column], value) if is_max else mine[column] + value
+        for start in [b for b in buckets if b <= cut]:
+            del buckets[start]
+    for index, retention in enumerate(plan.distinct_retention):
+        cut = now - retention
+        seen = {v: t for v, t in state.distinct[index].items() if t > cut}
+        for label, t in other.distinct[index].items():
+            if t > cut:
+                _see(seen, label, t, limits[index])
+        state.distinct[index] = seen
+    state.as_of = now
+    for slot, window_ms, s, column, _size in totals:
+        cut = now - window_ms
+        state.totals[slot] = sum(c[column] for start, c in state.buckets[s].items() if start > cut)
+
+
+def _merge_layout(plan: Plan) -> tuple[set[tuple[int, int]], dict[int, int], list[Total]]:
+    """The (series, column) pairs holding maxima, each distinct map's cap, every total."""
+    maxima: set[tuple[int, int]] = set()
+    limits: dict[int, int] = {}
+    totals: list[Total] = []
+    for ops in plan.by_event.values():
+        for op in ops:
+            if op.kind == _MAX:
+                maxima.update((cell.series, cell.column) for cell in op.cells)
+            elif op.kind == _DISTINCT:
+                limits[op.distinct] = op.limit
+            totals.extend(op.totals)
+    return maxima, limits, totals
 
 
 def _see(seen: dict[str, int], value: str, t: int, limit: int) -> None:

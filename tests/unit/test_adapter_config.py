@@ -18,7 +18,7 @@ def test_names_carry_the_prefix_and_a_version() -> None:
     assert names.events == "acme.events.v1"
     assert names.decisions == "acme.decisions.v3"
     assert names.deadletters == "acme.deadletters.v1"
-    assert names.profiles_changelog == "acme-worker-v1-profiles-v6-changelog"
+    assert names.profiles_changelog == "acme-worker-v1-profiles-v7-changelog"
     assert (names.erasures, names.audit) == ("acme.erasures.v1", "acme.audit.v1")
     assert names.suppressions_changelog == "acme-worker-v1-suppressions-v1-changelog"
 
@@ -106,3 +106,11 @@ def test_partition_for_matches_kafkas_default_partitioner(key: bytes) -> None:
 
     expected = DefaultPartitioner().partition("t", key, key, None, None, Cluster())
     assert partition_for(key, 7) == expected
+
+
+def test_identity_stitching_needs_a_single_events_partition() -> None:
+    """Across partitions a merge could not happen at the linking record's offset."""
+    with pytest.raises(ConfigError, match="LIVEPROFILES_PARTITIONS=1"):
+        Settings(stitch_identities=True, partitions=4).step_config()
+    assert Settings(stitch_identities=True, partitions=1).step_config().stitch_identities
+    assert not Settings(partitions=4).step_config().stitch_identities

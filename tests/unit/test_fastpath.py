@@ -367,5 +367,6 @@ def test_events_are_built_field_by_field_as_the_dataclass_would() -> None:
         "context",
         "source",
         "received_at_ms",
+        "previous_id",
     ]
     assert not hasattr(Event, "__post_init__")

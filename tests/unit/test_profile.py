@@ -146,7 +146,7 @@ def test_equal_profiles_give_equal_bytes_whatever_the_insertion_order() -> None:
 
 def test_to_bytes_has_the_schema_tag() -> None:
     assert (
-        orjson.loads(Profile(user_key="u").to_bytes())["schema"] == PROFILE_SCHEMA == "profile.v6"
+        orjson.loads(Profile(user_key="u").to_bytes())["schema"] == PROFILE_SCHEMA == "profile.v7"
     )
 
 
@@ -231,12 +231,13 @@ GARBAGE: list[tuple[str, bytes]] = [
     ("JSON list", b"[]"),
     ("JSON null", b"null"),
     ("JSON number", b"42"),
-    ("JSON string", b'"profile.v6"'),
+    ("JSON string", b'"profile.v7"'),
     ("empty object", b"{}"),
     ("previous release", _previous_release()),
     ("older schema", _with(schema="profile.v2")),
     ("older schema v3", _with(schema="profile.v3")),
-    ("newer schema", _with(schema="profile.v7")),
+    ("older schema v6", _with(schema="profile.v6")),
+    ("newer schema", _with(schema="profile.v8")),
     ("schema absent", _without("schema")),
     *[(f"{key} absent", _without(key)) for key in _valid_doc() if key != "schema"],
     ("final a list", _with(final=[])),

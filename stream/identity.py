@@ -1,0 +1,270 @@
+"""Identity stitching: one person's keys, one profile.
+
+An event that carries both a ``userId`` and an ``anonymousId`` (an SDK after ``identify``), or
+an ``alias`` call (``previousId`` to ``userId``), says two keys are the same person. The history
+kept under the other key is then **merged** into the person's profile, and the other key's
+profile becomes a **forwarder**: an event that carries only that key is applied to the person's
+profile instead (:func:`route`).
+
+What a merge keeps (:func:`merge`):
+
+* when the person's profile has no history yet (the first login after anonymous browsing, or
+  an ``identify`` before any other event), it *is* the other history: the merged profile is
+  exactly the profile of one user who did all of it;
+* otherwise the two histories are added: lifetime counts, first and last seen, recency,
+  revenue, the event-time windows (exactly: they depend only on the set of events), the
+  events still within grace, pending labels and pending decisions; the order-dependent part
+  (sessions, cart, views since the last add, affinities) is joined as one history followed by
+  the other (:func:`stream.ordered.join`, exact but for the cases it names);
+* an opt-out on either key holds for the person: the merged profile is the consent record.
+
+Nothing is counted twice: a key is merged once (``Profile.aliases`` records it with the latest
+event time of the history merged), and the forwarder keeps its history but not its labels or
+decisions (they moved). The forwarder's history is kept until idle eviction so that a merge
+whose write a crash lost (the forwarder stored, the person's profile not) is made again at the
+record's redelivery, and a lost forwarder write (the other way round) is repaired without
+merging twice.
+
+A forwarder whose device later logs in as someone else follows the latest login; its history
+stays with the first person it was merged into.
+
+Pure functions over a profile reader and writer: the partition's per-record function
+(:mod:`stream.partition`) calls them, live and in replay alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stream.config import StepConfig
+from stream.consent import withhold
+from stream.deadletter import SourcePosition
+from stream.events import Event, EventType
+from stream.features import ordered_settings
+from stream.ordered import Moment, OrderedState, event_order, join, settle
+from stream.profile import Profile
+from stream.windowed import merge_into
+
+__all__ = [
+    "MAX_FORWARDS",
+    "NOTE_LINKED",
+    "NOTE_MERGED",
+    "NOTE_REPAIRED",
+    "NOTE_ROUTED",
+    "linked_keys",
+    "merge",
+    "route",
+    "stitch",
+]
+
+#: Another key's history was merged into the event's user's profile.
+NOTE_MERGED = "identity_merged"
+#: Another key was linked to the event's user, with no history to merge (yet).
+NOTE_LINKED = "identity_linked"
+#: A merge half-written before a crash was completed.
+NOTE_REPAIRED = "identity_repaired"
+#: An event that carried another key was applied to the person's profile it forwards to.
+NOTE_ROUTED = "identity_routed"
+
+#: Forwarders followed at most (an alias of an alias...); a longer chain stops at the last.
+MAX_FORWARDS = 4
+
+Reader = Callable[[str], Profile | None]
+
+
+def linked_keys(event: Event) -> tuple[str, ...]:
+    """The other keys ``event`` says belong to its user: the anonymous id next to a user id,
+    and an alias call's previous id.
+
+    >>> e = Event("m", EventType.IDENTIFY, "identify", "u", 0, user_id="u", anonymous_id="a")
+    >>> linked_keys(e)
+    ('a',)
+    """
+    keys: tuple[str, ...] = ()
+    anonymous = event.anonymous_id
+    if event.user_id is not None and anonymous is not None and anonymous != event.user_key:
+        keys = (anonymous,)
+    previous = event.previous_id
+    if (
+        event.type is EventType.ALIAS
+        and previous
+        and previous != event.user_key
+        and previous not in keys
+    ):
+        keys += (previous,)
+    return keys
+
+
+def route(user_key: str, get: Reader, source: SourcePosition | None = None) -> str:
+    """The key whose profile an event of ``user_key`` is applied to: itself, unless its profile
+    forwards (a merged identity).
+
+    A record from ``source`` that the key's own profile had applied before it was merged stays
+    there: redelivered after a crash, it is skipped as applied rather than counted again under
+    the person.
+    """
+    key, seen = user_key, {user_key}
+    for _ in range(MAX_FORWARDS):
+        profile = get(key)
+        if (
+            profile is not None
+            and source is not None
+            and profile.applied.get(source.key, -1) >= source.offset
+        ):
+            break
+        target = profile.merged_into if profile is not None else None
+        if target is None or target in seen:
+            break
+        key = target
+        seen.add(key)
+    return key
+
+
+def stitch(
+    user_key: str,
+    other_key: str,
+    at_ms: int,
+    get: Reader,
+    put: Callable[[str, Profile], None],
+    config: StepConfig,
+    redelivered: bool = False,
+) -> str | None:
+    """Make ``other_key`` an alias of ``user_key``: merge its history in (once), and make its
+    profile a forwarder. Return what happened (a ``NOTE_*``), ``None`` when it already was.
+
+    An alias the person's profile records is done; only a ``redelivered`` record (one whose
+    first processing may have been cut by a crash) looks at the other profile again.
+    """
+    known = get(user_key)
+    if known is not None and other_key in known.aliases and not redelivered:
+        return None  # the usual case: every event after a login carries both ids
+    other = get(other_key)
+    if other is not None and other.merged_into == user_key:
+        person = get(user_key)
+        if person is not None and other_key in person.aliases:
+            return None
+        # The forwarder was stored but the merged profile was not (a crash): merge again.
+    person = get(user_key) or Profile(user_key=user_key)
+    if other is not None and other.merged_into is not None and other.merged_into != user_key:
+        # A device that logged in as someone else before: its history stays there, and its
+        # later anonymous events follow this login.
+        other.merged_into = user_key
+        put(other_key, other)
+        return NOTE_LINKED
+    merged_at = person.aliases.get(other_key)
+    history = other is not None and other.first_seen_ms is not None
+    if merged_at is not None and (other is None or (other.last_seen_ms or 0) <= merged_at):
+        note = NOTE_REPAIRED  # merged already; the forwarder's write was lost
+    elif history:
+        assert other is not None
+        merge(person, other, config)
+        note = NOTE_MERGED
+    else:
+        note = NOTE_LINKED
+    seen = other.last_seen_ms if other is not None and other.last_seen_ms is not None else at_ms
+    person.aliases[other_key] = max(seen, merged_at or seen)
+    put(user_key, person)
+    forwarder = other if other is not None else Profile(user_key=other_key, last_seen_ms=at_ms)
+    forwarder.merged_into = user_key
+    forwarder.labels, forwarder.decisions = [], []
+    put(other_key, forwarder)
+    return note
+
+
+def merge(person: Profile, other: Profile, config: StepConfig) -> None:
+    """Add ``other``'s history to ``person`` (in place; ``other`` is left unchanged)."""
+    opted_out = person.consent is False or other.consent is False
+    latest = max(t for t in (person.last_seen_ms, other.last_seen_ms, 0) if t is not None)
+    if other.first_seen_ms is None:
+        pass  # no history to add: only its consent counts
+    elif person.first_seen_ms is None:
+        _adopt(person, other)
+    else:
+        _combine(person, other, config)
+    if opted_out:
+        withhold(person, latest)
+
+
+def _adopt(person: Profile, other: Profile) -> None:
+    """``person`` has no history: it becomes ``other``'s, under the person's identity."""
+    key, user_id, anonymous_id = person.user_key, person.user_id, person.anonymous_id
+    applied, recent, aliases = person.applied, person.recent_messages, person.aliases
+    adopted = other.copy()
+    for name in Profile.__dataclass_fields__:
+        setattr(person, name, getattr(adopted, name))
+    person.user_key, person.merged_into = key, None
+    person.user_id = user_id or adopted.user_id
+    person.anonymous_id = adopted.anonymous_id or anonymous_id
+    person.applied = _latest_positions(adopted.applied, applied)
+    person.recent_messages = adopted.recent_messages + [
+        m for m in recent if m not in set(adopted.recent_messages)
+    ]
+    person.aliases = {**adopted.aliases, **aliases}
+
+
+def _combine(person: Profile, other: Profile, config: StepConfig) -> None:
+    """Both have a history: add the order-free parts, join the ordered ones."""
+    earlier, later = sorted((person, other), key=lambda p: (p.first_seen_ms, p is other))
+    latest = max(person.last_seen_ms or 0, other.last_seen_ms or 0)
+    # Read from both before ``person`` changes.
+    person.final, person.pending = _joined_ordered(earlier, later, latest, config)
+    person.head = None  # rebuilt from final and pending by the next step
+    recent = earlier.recent_messages + [
+        m for m in later.recent_messages if m not in set(earlier.recent_messages)
+    ]
+    person.recent_messages = recent[-config.dedupe_window :]
+    for name, n in other.counts.items():
+        person.counts[name] = person.counts.get(name, 0) + n
+    assert person.first_seen_ms is not None and other.first_seen_ms is not None
+    person.first_seen_ms = min(person.first_seen_ms, other.first_seen_ms)
+    person.last_seen_ms = latest
+    for name, t in other.last_event_ms.items():
+        person.last_event_ms[name] = max(person.last_event_ms.get(name, t), t)
+    person.revenue_total = round(person.revenue_total + other.revenue_total, 6)
+    person.late_events += other.late_events
+    merge_into(person.windows, other.windows, config.features.catalog)
+    if other.context_ms is not None and (
+        person.context_ms is None
+        or (other.context_ms, other.context_fingerprint or 0)
+        > (person.context_ms, person.context_fingerprint or 0)
+    ):
+        person.context = other.context
+        person.context_ms, person.context_fingerprint = other.context_ms, other.context_fingerprint
+    person.applied = _latest_positions(person.applied, other.applied)
+    labels = sorted(person.labels + other.labels, key=lambda label: label.at_ms)
+    person.labels = labels[-config.models.max_pending_labels :]
+    if other.last_label_ms is not None:
+        person.last_label_ms = max(person.last_label_ms or 0, other.last_label_ms)
+    person.starts = sorted(person.starts + other.starts, key=lambda start: start[1])
+    decisions = sorted(person.decisions + other.decisions, key=lambda d: d.at_ms)
+    person.decisions = decisions[-config.policy.rewards.max_pending :]
+    # The running choice names a session of one history; the person's next decision is new.
+    person.choice = None
+    person.last_decision = person.last_decision or other.last_decision
+    person.anonymous_id = person.anonymous_id or other.anonymous_id
+    person.aliases = {**other.aliases, **person.aliases}
+
+
+def _joined_ordered(
+    earlier: Profile, later: Profile, latest_ms: int, config: StepConfig
+) -> tuple[OrderedState, list[Moment]]:
+    """Fold each history's events that the merged one has made final, then join the finals;
+    what is still within grace stays pending (both histories' moments, in event order)."""
+    cfg = ordered_settings(config)
+    assert later.first_seen_ms is not None
+    cutoff = latest_ms - config.features.grace_ms
+    finals, pendings = [], []
+    for history in (earlier, later):
+        final, pending = history.final.copy(), list(history.pending)
+        settle(final, pending, cutoff, cfg)
+        finals.append(final)
+        pendings.extend(pending)
+    joined = join(finals[0], finals[1], later.first_seen_ms, frozenset(later.counts), cfg)
+    return joined, sorted(pendings, key=event_order)
+
+
+def _latest_positions(left: dict[str, int], right: dict[str, int]) -> dict[str, int]:
+    merged = dict(left)
+    for position, offset in right.items():
+        merged[position] = max(merged.get(position, offset), offset)
+    return merged

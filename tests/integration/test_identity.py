@@ -1,0 +1,113 @@
+"""Identity stitching through the real broker (one events partition; see stream.identity)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agents.admin import ensure_topics
+from agents.settings import Settings
+from scripts.broker import EmbeddedBroker
+from scripts.kafkaio import consume
+from scripts.replay import collect_decisions, kafka_decisions, offline_decisions, send_log
+from stream import Profile, StepConfig
+from stream.replay import replay
+from stream.synthetic import GeneratorConfig, generate_events
+from stream.timeutil import ms_to_iso
+from tests.integration.conftest import WorkerFactory
+from tests.integration.test_pipeline import _without_positions, differing_profiles
+
+pytestmark = pytest.mark.broker
+
+ON = StepConfig(stitch_identities=True)
+T0 = 1_700_000_000_000
+
+
+@pytest.fixture
+def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+    """This module's workers stitch identities, which needs a single events partition."""
+    made = Settings(
+        bootstrap_servers=broker.bootstrap,
+        prefix=f"id{tmp_path.name[-12:].replace('_', '')}",
+        partitions=1,
+        data_dir=tmp_path / "state",
+    )
+    ensure_topics(made)
+    return made
+
+
+def _event(n: int, t_s: int, **fields: object) -> bytes:
+    doc: dict[str, object] = {"type": "track", "event": "Product Viewed", "messageId": f"hand-{n}"}
+    doc.update(fields)
+    doc["timestamp"] = ms_to_iso(T0 + t_s * 1000)
+    doc.setdefault("properties", {"product_id": f"p{n % 3}", "category": "shoes", "price": 9.5})
+    return orjson.dumps(doc)
+
+
+def _hand_written() -> list[bytes]:
+    """The orders the synthetic log lacks: a login before the device's anonymous events, an
+    alias of an old user id, and the same identify sent twice."""
+    return [
+        _event(1, 0, type="identify", userId="first", anonymousId="dev-1"),
+        _event(2, 10, anonymousId="dev-1"),  # only the device's id, after the login
+        _event(3, 20, anonymousId="dev-1"),
+        _event(4, 30, userId="old-id"),
+        _event(5, 40, type="alias", userId="new-id", previousId="old-id"),
+        _event(6, 50, userId="old-id"),  # still sent under the old id
+        _event(7, 60, anonymousId="dev-2"),
+        _event(8, 70, type="identify", userId="second", anonymousId="dev-2"),
+        # The same identify sent again (an SDK retry): applied once.
+        _event(9, 70, type="identify", userId="second", anonymousId="dev-2", messageId="hand-8"),
+    ]
+
+
+def _log() -> list[bytes]:
+    generated = itertools.islice(generate_events(GeneratorConfig(seed=71, users=50, days=2.0)), 900)
+    return [orjson.dumps(e) for e in generated] + _hand_written()
+
+
+def _stored_profiles(settings: Settings) -> dict[str, dict[str, object]]:
+    latest: dict[str, dict[str, object]] = {}
+    for key, value in consume(
+        settings.bootstrap_servers, settings.names.profiles_changelog, idle_s=3.0
+    ):
+        assert key is not None
+        latest[key.decode()] = Profile.from_bytes(value).to_dict()
+    return latest
+
+
+def test_stitched_identities_through_kafka_equal_an_offline_replay(
+    settings: Settings, start_worker: WorkerFactory
+) -> None:
+    """Decisions byte for byte and every stored profile (persons and forwarders) as offline,
+    with a restart halfway and records delivered twice (a fault that drops first deliveries)."""
+    lines = _log()
+    half = len(lines) // 2
+    bootstrap, names = settings.bootstrap_servers, settings.names
+    worker = start_worker(stitch_identities="true", fault_lose_every=9)
+    send_log(lines[:half], bootstrap, names.events)
+    assert collect_decisions(lines[:half], bootstrap, names.decisions, idle_s=6.0).count(b"\n") > 0
+    assert not worker.stop(), "the worker should stop on SIGTERM without being killed"
+    start_worker(stitch_identities="true")
+    through_kafka = kafka_decisions(lines[half:], bootstrap, names, idle_s=8.0)
+    collected = collect_decisions(lines, bootstrap, names.decisions, idle_s=3.0)
+    assert through_kafka  # the second half's decisions arrived
+    assert collected == offline_decisions(lines, ON, partitions=1)
+
+    expected = replay(lines, ON, partitions=1).profiles
+    stored = _stored_profiles(settings)
+    assert not differing_profiles(
+        _without_positions(stored),
+        _without_positions({k: p.to_dict() for k, p in expected.items()}),
+    )
+    # The stories the hand-written events tell.
+    assert stored["first"]["counts"] == {"identify": 1, "Product Viewed": 2}
+    assert stored["dev-1"]["merged_into"] == "first"
+    assert stored["new-id"]["counts"] == {"Product Viewed": 2, "alias": 1}
+    assert stored["old-id"]["merged_into"] == "new-id"
+    assert stored["second"]["counts"] == {"Product Viewed": 1, "identify": 1}
+    merged = sum(1 for p in stored.values() if p["merged_into"] is not None)
+    assert merged >= 3 + 3, merged  # the hand-written three, and logins of the synthetic log
