@@ -66,6 +66,9 @@ class BatchResult:
     event_times: list[int] = field(default_factory=list)
     #: The events applied to each user's profile in this batch, to rebuild it after a failure.
     applied: dict[str, list[Event]] = field(default_factory=dict)
+    #: Stored profiles read in this batch and not changed (yet): read once, not written back
+    #: (identity stitching looks at the other key's profile for every event carrying both).
+    read: dict[str, Profile | None] = field(default_factory=dict)
 
     def profile_bytes(self) -> dict[str, bytes]:
         """Each changed profile serialized once."""
@@ -210,7 +213,12 @@ class _Suppressions:
 
 def _current_profile(result: BatchResult, user_key: str, load: ProfileLoader) -> Profile | None:
     cached = result.profiles.get(user_key)
-    return cached if cached is not None else _stored(user_key, load)
+    if cached is not None:
+        return cached
+    read = result.read
+    if user_key not in read:
+        read[user_key] = _stored(user_key, load)
+    return read[user_key]
 
 
 def _stored(user_key: str, load: ProfileLoader) -> Profile | None:
@@ -219,6 +227,7 @@ def _stored(user_key: str, load: ProfileLoader) -> Profile | None:
 
 
 def _rebuild(result: BatchResult, user_key: str, load: ProfileLoader, config: StepConfig) -> None:
+    result.read.pop(user_key, None)  # may be the half-updated object
     profile = _stored(user_key, load)
     for event in result.applied.get(user_key, ()):
         profile, _ = step(profile, event, config)

@@ -127,24 +127,20 @@ def stitch(
     get: Reader,
     put: Callable[[str, Profile], None],
     config: StepConfig,
-    redelivered: bool = False,
 ) -> str | None:
     """Make ``other_key`` an alias of ``user_key``: merge its history in (once), and make its
     profile a forwarder. Return what happened (a ``NOTE_*``), ``None`` when it already was.
 
-    An alias the person's profile records is done; only a ``redelivered`` record (one whose
-    first processing may have been cut by a crash) looks at the other profile again.
+    Done when the other key forwards to the person and the person records it (the usual
+    case: every event after a login carries both ids). Both profiles are read every time, so
+    a merge half-written before a crash is completed when the record is delivered again: the
+    forwarder stored but not the person (merged again), or the other way round (repaired).
     """
-    known = get(user_key)
-    if known is not None and other_key in known.aliases and not redelivered:
-        return None  # the usual case: every event after a login carries both ids
-    other = get(other_key)
-    if other is not None and other.merged_into == user_key:
-        person = get(user_key)
-        if person is not None and other_key in person.aliases:
-            return None
-        # The forwarder was stored but the merged profile was not (a crash): merge again.
-    person = get(user_key) or Profile(user_key=user_key)
+    known, other = get(user_key), get(other_key)
+    done = other is not None and other.merged_into == user_key
+    if done and known is not None and other_key in known.aliases:
+        return None
+    person = known or Profile(user_key=user_key)
     if other is not None and other.merged_into is not None and other.merged_into != user_key:
         # A device that logged in as someone else before: its history stays there, and its
         # later anonymous events follow this login.

@@ -189,21 +189,10 @@ class PartitionLearner:
         if target != event.user_key:
             event = replace(event, user_key=target)
             notes.append(NOTE_ROUTED)
-        linked = linked_keys(event)
-        if not linked:
-            return event, tuple(notes)
-        source, person = event.source, store.get(target)
-        redelivered = (
-            source is not None
-            and person is not None
-            and person.applied.get(source.key, -1) >= source.offset
-        )
-        for other in linked:
+        for other in linked_keys(event):
             if other == target:
                 continue
-            note = stitch(
-                target, other, event.timestamp_ms, store.get, store.put, config, redelivered
-            )
+            note = stitch(target, other, event.timestamp_ms, store.get, store.put, config)
             if note is not None:
                 notes.append(note)
                 # Its pending labels moved to the person's profile, and so to this index.

@@ -221,6 +221,25 @@ def test_identify_before_the_anonymous_events_sends_them_to_the_person() -> None
     assert notes.count(NOTE_LINKED) == 1 and notes.count(NOTE_ROUTED) == 2
 
 
+def test_a_shared_device_follows_the_latest_login() -> None:
+    """Its history stays with the first person it was merged into; its later anonymous events
+    go to whoever logged in last, and back again."""
+    profiles, notes = _run(
+        [
+            _event("m1", 0),
+            _event("m2", MIN, user="u1", kind=EventType.IDENTIFY),
+            _event("m3", 2 * MIN, user="u2", kind=EventType.IDENTIFY),
+            _event("m4", 3 * MIN),
+            _event("m5", 4 * MIN, user="u1", kind=EventType.IDENTIFY),
+            _event("m6", 5 * MIN),
+        ]
+    )
+    assert profiles["u1"].counts == {"Product Viewed": 2, "identify": 2}
+    assert profiles["u2"].counts == {"identify": 1, "Product Viewed": 1}
+    assert profiles["a1"].merged_into == "u1"
+    assert notes.count(NOTE_MERGED) == 1 and notes.count(NOTE_LINKED) == 2
+
+
 def test_a_decision_for_a_forwarded_event_is_the_persons() -> None:
     learner, profiles = PartitionLearner.new(0, ON), dict[str, Profile]()
     store = _store(profiles)
