@@ -143,9 +143,12 @@ def stitch(
     person = known or Profile(user_key=user_key)
     if other is not None and other.merged_into is not None and other.merged_into != user_key:
         # A device that logged in as someone else before: its history stays there, and its
-        # later anonymous events follow this login.
+        # later anonymous events follow this login. Recorded as merged up to the history's
+        # end, so that history is never merged here too.
         other.merged_into = user_key
         put(other_key, other)
+        person.aliases[other_key] = other.last_seen_ms if other.last_seen_ms is not None else at_ms
+        put(user_key, person)
         return NOTE_LINKED
     merged_at = person.aliases.get(other_key)
     history = other is not None and other.first_seen_ms is not None
@@ -174,14 +177,14 @@ def merge(person: Profile, other: Profile, config: StepConfig) -> None:
     if other.first_seen_ms is None:
         pass  # no history to add: only its consent counts
     elif person.first_seen_ms is None:
-        _adopt(person, other)
+        _adopt(person, other, config)
     else:
         _combine(person, other, config)
     if opted_out:
         withhold(person, latest)
 
 
-def _adopt(person: Profile, other: Profile) -> None:
+def _adopt(person: Profile, other: Profile, config: StepConfig) -> None:
     """``person`` has no history: it becomes ``other``'s, under the person's identity."""
     key, user_id, anonymous_id = person.user_key, person.user_id, person.anonymous_id
     applied, recent, aliases = person.applied, person.recent_messages, person.aliases
@@ -192,9 +195,7 @@ def _adopt(person: Profile, other: Profile) -> None:
     person.user_id = user_id or adopted.user_id
     person.anonymous_id = adopted.anonymous_id or anonymous_id
     person.applied = _latest_positions(adopted.applied, applied)
-    person.recent_messages = adopted.recent_messages + [
-        m for m in recent if m not in set(adopted.recent_messages)
-    ]
+    person.recent_messages = _recent(adopted.recent_messages, recent, config.dedupe_window)
     person.aliases = {**adopted.aliases, **aliases}
 
 
@@ -205,10 +206,9 @@ def _combine(person: Profile, other: Profile, config: StepConfig) -> None:
     # Read from both before ``person`` changes.
     person.final, person.pending = _joined_ordered(earlier, later, latest, config)
     person.head = None  # rebuilt from final and pending by the next step
-    recent = earlier.recent_messages + [
-        m for m in later.recent_messages if m not in set(earlier.recent_messages)
-    ]
-    person.recent_messages = recent[-config.dedupe_window :]
+    person.recent_messages = _recent(
+        earlier.recent_messages, later.recent_messages, config.dedupe_window
+    )
     for name, n in other.counts.items():
         person.counts[name] = person.counts.get(name, 0) + n
     assert person.first_seen_ms is not None and other.first_seen_ms is not None
@@ -257,6 +257,12 @@ def _joined_ordered(
         pendings.extend(pending)
     joined = join(finals[0], finals[1], later.first_seen_ms, frozenset(later.counts), cfg)
     return joined, sorted(pendings, key=event_order)
+
+
+def _recent(first: list[int], then: list[int], window: int) -> list[int]:
+    """Both histories' recent message fingerprints, in that order, each once, the latest kept."""
+    seen = set(first)
+    return (first + [m for m in then if m not in seen])[-window:]
 
 
 def _latest_positions(left: dict[str, int], right: dict[str, int]) -> dict[str, int]:

@@ -230,12 +230,13 @@ def test_a_shared_device_follows_the_latest_login() -> None:
             _event("m2", MIN, user="u1", kind=EventType.IDENTIFY),
             _event("m3", 2 * MIN, user="u2", kind=EventType.IDENTIFY),
             _event("m4", 3 * MIN),
+            _event("m4b", 3 * MIN, user="u2"),  # both ids again: nothing more to merge
             _event("m5", 4 * MIN, user="u1", kind=EventType.IDENTIFY),
             _event("m6", 5 * MIN),
         ]
     )
     assert profiles["u1"].counts == {"Product Viewed": 2, "identify": 2}
-    assert profiles["u2"].counts == {"identify": 1, "Product Viewed": 1}
+    assert profiles["u2"].counts == {"identify": 1, "Product Viewed": 2}
     assert profiles["a1"].merged_into == "u1"
     assert notes.count(NOTE_MERGED) == 1 and notes.count(NOTE_LINKED) == 2
 
