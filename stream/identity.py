@@ -35,27 +35,37 @@ Pure functions over a profile reader and writer: the partition's per-record func
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
 
 from stream.config import StepConfig
 from stream.consent import withhold
 from stream.deadletter import SourcePosition
 from stream.events import Event, EventType
+from stream.exceptions import SnapshotError
 from stream.features import ordered_settings
 from stream.ordered import Moment, OrderedState, event_order, join, settle
 from stream.profile import Profile
 from stream.windowed import merge_into
 
 __all__ = [
+    "HANDOFF_SCHEMA",
     "MAX_FORWARDS",
     "NOTE_LINKED",
     "NOTE_MERGED",
     "NOTE_REPAIRED",
     "NOTE_ROUTED",
+    "Handoff",
+    "hand_over",
     "linked_keys",
     "merge",
     "route",
     "stitch",
+    "take_over",
 ]
+
+HANDOFF_SCHEMA = "identity-handoff.v1"
 
 #: Another key's history was merged into the event's user's profile.
 NOTE_MERGED = "identity_merged"
@@ -131,6 +141,9 @@ def stitch(
     """Make ``other_key`` an alias of ``user_key``: merge its history in (once), and make its
     profile a forwarder. Return what happened (a ``NOTE_*``), ``None`` when it already was.
 
+    The two halves, :func:`hand_over` (the other key's side) and :func:`take_over` (the
+    person's), one after the other: across partitions each runs where its key lives.
+
     Done when the other key forwards to the person and the person records it (the usual
     case: every event after a login carries both ids). Both profiles are read every time, so
     a merge half-written before a crash is completed when the record is delivered again: the
@@ -140,34 +153,102 @@ def stitch(
     done = other is not None and other.merged_into == user_key
     if done and known is not None and other_key in known.aliases:
         return None
-    person = known or Profile(user_key=user_key)
-    if other is not None and other.merged_into is not None and other.merged_into != user_key:
-        # A device that logged in as someone else before: its history stays there, and its
-        # later anonymous events follow this login. Recorded as merged up to the history's
-        # end, so that history is never merged here too.
-        other.merged_into = user_key
-        put(other_key, other)
-        person.aliases[other_key] = other.last_seen_ms if other.last_seen_ms is not None else at_ms
-        put(user_key, person)
-        return NOTE_LINKED
-    merged_at = person.aliases.get(other_key)
-    history = other is not None and other.first_seen_ms is not None
-    if merged_at is not None and (other is None or (other.last_seen_ms or 0) <= merged_at):
+    forwarder, handoff = hand_over(other, other_key, user_key, at_ms)
+    person, note = take_over(known, user_key, handoff, config)
+    put(user_key, person)
+    put(other_key, forwarder)
+    return note
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """What the other key's side of a link hands to the person's side."""
+
+    key: str
+    person: str
+    at_ms: int
+    #: The latest event time of what the other key held (the link's time when nothing).
+    last_seen_ms: int
+    #: What to merge: the other key's profile as it was (``None``: nothing to merge).
+    history: Profile | None
+    #: The other key's history was merged into someone else before (a shared device): it
+    #: stays there, and only the key's later events follow this person.
+    elsewhere: bool = False
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "schema": HANDOFF_SCHEMA,
+                "key": self.key,
+                "person": self.person,
+                "at_ms": self.at_ms,
+                "last_seen_ms": self.last_seen_ms,
+                "elsewhere": self.elsewhere,
+                "history": None if self.history is None else self.history.to_dict(),
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Handoff:
+        """Raises :class:`SnapshotError` for anything but a handoff this version wrote."""
+        try:
+            doc = orjson.loads(data)
+            if doc.get("schema") != HANDOFF_SCHEMA:
+                raise SnapshotError(f"unsupported handoff schema {doc.get('schema')!r}")
+            history = doc["history"]
+            return cls(
+                str(doc["key"]),
+                str(doc["person"]),
+                int(doc["at_ms"]),
+                int(doc["last_seen_ms"]),
+                None if history is None else Profile.from_dict(history),
+                bool(doc["elsewhere"]),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SnapshotError(f"cannot read identity handoff: {exc}") from exc
+
+
+def hand_over(
+    other: Profile | None, other_key: str, person_key: str, at_ms: int
+) -> tuple[Profile, Handoff]:
+    """The other key's side of a link: its profile becomes a forwarder to the person (keeping
+    its history, not its labels or decisions, which move), and what it held is handed over.
+    ``other`` is updated in place when there is one."""
+    if other is None:
+        forwarder = Profile(user_key=other_key, last_seen_ms=at_ms, merged_into=person_key)
+        return forwarder, Handoff(other_key, person_key, at_ms, at_ms, None)
+    seen = other.last_seen_ms if other.last_seen_ms is not None else at_ms
+    elsewhere = other.merged_into is not None and other.merged_into != person_key
+    # A consent record has no history but must travel: an opt-out holds for the person.
+    holds = other.first_seen_ms is not None or other.consent is False
+    history = other.copy() if holds and not elsewhere else None
+    other.merged_into = person_key
+    if not elsewhere:
+        other.labels, other.decisions = [], []
+    return other, Handoff(other_key, person_key, at_ms, seen, history, elsewhere)
+
+
+def take_over(
+    person: Profile | None, person_key: str, handoff: Handoff, config: StepConfig
+) -> tuple[Profile, str]:
+    """The person's side of a link: merge what was handed over, once (``person`` is updated
+    in place when there is one); return the profile and what happened (a ``NOTE_*``)."""
+    person = person if person is not None else Profile(user_key=person_key)
+    key, seen = handoff.key, handoff.last_seen_ms
+    merged_at = person.aliases.get(key)
+    if handoff.elsewhere:
+        # Recorded as merged up to that history's end, so it is never merged here too.
+        person.aliases[key] = seen
+        return person, NOTE_LINKED
+    if merged_at is not None and (handoff.history is None or seen <= merged_at):
         note = NOTE_REPAIRED  # merged already; the forwarder's write was lost
-    elif history:
-        assert other is not None
-        merge(person, other, config)
+    elif handoff.history is not None:
+        merge(person, handoff.history, config)
         note = NOTE_MERGED
     else:
         note = NOTE_LINKED
-    seen = other.last_seen_ms if other is not None and other.last_seen_ms is not None else at_ms
-    person.aliases[other_key] = max(seen, merged_at or seen)
-    put(user_key, person)
-    forwarder = other if other is not None else Profile(user_key=other_key, last_seen_ms=at_ms)
-    forwarder.merged_into = user_key
-    forwarder.labels, forwarder.decisions = [], []
-    put(other_key, forwarder)
-    return note
+    person.aliases[key] = max(seen, merged_at or seen)
+    return person, note
 
 
 def merge(person: Profile, other: Profile, config: StepConfig) -> None:

@@ -193,6 +193,11 @@ class Profile:
         ) as exc:
             raise SnapshotError(f"cannot restore profile: {exc}") from exc
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Profile:
+        """Restore a profile from :meth:`to_dict`'s document; raises :class:`SnapshotError`."""
+        return cls.from_bytes(orjson.dumps(doc))
+
     @staticmethod
     def last_seen_of(data: bytes) -> int | None:
         """The latest event time of a stored profile without restoring all of it; ``None`` if

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -20,9 +21,13 @@ from stream.identity import (
     NOTE_MERGED,
     NOTE_REPAIRED,
     NOTE_ROUTED,
+    Handoff,
+    hand_over,
     linked_keys,
     merge,
     route,
+    stitch,
+    take_over,
 )
 from stream.ordered import Moment, OrderedState, fold, join
 from stream.partition import PartitionLearner, ProfileStore
@@ -261,6 +266,33 @@ def test_an_alias_call_merges_a_previous_user_id() -> None:
     assert profiles["new"].counts == {"Product Viewed": 2, "alias": 1}
     assert profiles["old"].merged_into == "new"
     assert NOTE_MERGED in notes and NOTE_ROUTED in notes
+
+
+@pytest.mark.parametrize("person_history", [False, True])
+def test_the_two_halves_apart_equal_a_stitch_in_one_place(person_history: bool) -> None:
+    """Across partitions the other key's side hands its profile over as bytes; the person's
+    side merges it: the same profiles as a stitch where both live together."""
+    before = [_event("m1", 0), _event("m2", MIN, "Product Added", product_id="p2", price=3.0)]
+    if person_history:
+        before.append(_event("m3", 90 * MIN, user="u1", anonymous=None))
+    profiles, _ = _run(before, StepConfig())  # two keys, not linked yet
+    in_one = {k: Profile.from_bytes(p.to_bytes()) for k, p in profiles.items()}
+    assert stitch("u1", "a1", T0 + 100 * MIN, in_one.get, in_one.__setitem__, ON)
+    forwarder, handoff = hand_over(
+        Profile.from_bytes(profiles["a1"].to_bytes()), "a1", "u1", T0 + 100 * MIN
+    )
+    person = profiles.get("u1")
+    person = None if person is None else Profile.from_bytes(person.to_bytes())
+    merged, _ = take_over(person, "u1", Handoff.from_bytes(handoff.to_bytes()), ON)
+    assert merged.to_bytes() == in_one["u1"].to_bytes()
+    assert forwarder.to_bytes() == in_one["a1"].to_bytes()
+
+
+def test_an_opted_out_anonymous_visitor_who_logs_in_stays_opted_out() -> None:
+    opted_out = {"consent": {"categoryPreferences": {"personalization": False}}}
+    first = replace(_event("m1", 0), context=opted_out)
+    profiles, _ = _run([first, _event("m2", MIN, user="u1", kind=EventType.IDENTIFY)])
+    assert profiles["u1"].consent is False and profiles["u1"].counts == {}
 
 
 def test_linked_keys() -> None:
