@@ -45,7 +45,15 @@ import orjson
 from stream.config import StepConfig
 from stream.events import Event
 from stream.exceptions import SnapshotError
-from stream.identity import NOTE_ROUTED, linked_keys, route, stitch
+from stream.identity import (
+    NOTE_ROUTED,
+    Handoff,
+    hand_over,
+    linked_keys,
+    route,
+    stitch,
+    take_over,
+)
 from stream.labels import Example, deadline, expire
 from stream.models.inputs import model_inputs
 from stream.models.learner import PartitionModels
@@ -53,6 +61,7 @@ from stream.policylearner import PolicyLearner
 from stream.profile import Profile
 from stream.rewards import Reward, close
 from stream.rewards import deadline as reward_deadline
+from stream.router import Link
 from stream.step import SKIP_ALREADY_APPLIED, StepOutputs, step
 
 __all__ = ["LEARNER_SCHEMA", "LabelClock", "Observer", "PartitionLearner", "ProfileStore"]
@@ -141,10 +150,17 @@ class PartitionLearner:
             PolicyLearner(config.policy, partition),
         )
 
-    def process(self, event: Event, store: ProfileStore, config: StepConfig) -> StepOutputs:
-        """Step one event of this partition (in offset order) and learn what it taught."""
+    def process(
+        self, event: Event, store: ProfileStore, config: StepConfig, routed: bool = False
+    ) -> StepOutputs:
+        """Step one event of this partition (in offset order) and learn what it taught.
+
+        ``routed``: the identity stage (stream.router) sent the event to its person's
+        partition, under the person's key, after the control records of the links it makes;
+        otherwise, with stitching on, the links are made here (one partition holds every key).
+        """
         identity_notes: tuple[str, ...] = ()
-        if config.stitch_identities:
+        if config.stitch_identities and not routed:
             event, identity_notes = self._resolve_identity(event, store, config)
         user = event.user_key
         profile, outputs = step(store.get(user), event, config, self.models, self.policy)
@@ -198,6 +214,21 @@ class PartitionLearner:
                 # Its pending labels moved to the person's profile, and so to this index.
                 (store.moved or self.forget)(other)
         return event, tuple(notes)
+
+    def hand_over(self, link: Link, store: ProfileStore) -> Handoff:
+        """The other key's side of a link (a ``request`` from the identity stage): its profile
+        becomes a forwarder and its pending labels leave this partition's index."""
+        forwarder, handoff = hand_over(store.get(link.key), link.key, link.person, link.at_ms)
+        store.put(link.key, forwarder)
+        self.forget(link.key)
+        return handoff
+
+    def take_over(self, handoff: Handoff, store: ProfileStore, config: StepConfig) -> str:
+        """The person's side of a link (an ``await``, with the handoff it waited for); the
+        person's next event indexes the labels that moved in, as a link made in place does."""
+        person, note = take_over(store.get(handoff.person), handoff.person, handoff, config)
+        store.put(handoff.person, person)
+        return note
 
     def forget(self, user: str) -> bool:
         """Drop ``user`` from the pending-label index (an erasure): whether it was there.
