@@ -32,6 +32,11 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(names.suppressions_changelog, parts, repl, topic_configs=compacted),
         NewTopic(names.profiles_changelog, parts, repl, topic_configs=compacted),
         NewTopic(names.learners_changelog, parts, repl, topic_configs=compacted),
+        # Identity stitching (stream.router): one ordered ingest partition, its links table.
+        NewTopic(names.ingest, 1, repl),
+        NewTopic(names.identities_changelog, 1, repl, topic_configs=compacted),
+        NewTopic(names.handoffs, parts, repl),
+        NewTopic(names.handoffs_changelog, parts, repl, topic_configs=compacted),
     ]
 
 

@@ -26,7 +26,7 @@ import time
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import faust
@@ -38,6 +38,7 @@ from agents.erasure import Eraser
 from agents.eviction import IdleSweeper
 from agents.faults import FirstDeliveryLoss
 from agents.guard import handle_or_exit
+from agents.identity import IdentityStage, is_control
 from agents.metrics import WorkerMetrics
 from agents.names import Names
 from agents.privacy import register_privacy
@@ -62,6 +63,9 @@ Clock = Callable[[], int]
 
 #: How often to look for partitions that stopped short of their log's end (agents.sequencer).
 STALL_CHECK_S = 5.0
+#: How long a batch that stopped at an identity await lets the handoff agent run before its
+#: records are fetched again.
+HANDOFF_POLL_S = 0.01
 
 
 def wall_clock_ms() -> int:
@@ -95,6 +99,9 @@ def create_app(
     profiles, learner_table, suppressions = (
         app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
         for name in (names.profiles_table, names.learners_table, names.suppressions_table)
+    )
+    identity = (
+        IdentityStage(app, settings, _in_partition_of) if step_config.stitch_identities else None
     )
     #: Held while a batch of events or an erasure reads and writes state: an erasure must not
     #: delete a profile that a batch in flight (awaiting its sends) is about to write back.
@@ -138,9 +145,13 @@ def create_app(
 
     async def handle(batch: Sequence[EventT[bytes]]) -> None:
         async with state_lock:
-            await handle_events(batch)
+            waiting = await handle_events(batch)
+        if waiting:
+            # A partition waits for an identity handoff (stream.router): give the agent that
+            # receives it time to run before the records are fetched again.
+            await asyncio.sleep(HANDOFF_POLL_S)
 
-    async def handle_events(batch: Sequence[EventT[bytes]]) -> None:
+    async def handle_events(batch: Sequence[EventT[bytes]]) -> bool:
         if lose is not None:
             batch = lose(batch)
         admitted = [_admit(sequencer, group) for group in _by_partition(batch)]
@@ -149,7 +160,7 @@ def create_app(
         for a in work:
             learner = _learner_of(learners, learner_table, a.events[0], step_config)
             processed = _process_partition(
-                a.events, profiles, step_config, learner, eraser.suppression_of
+                a.events, profiles, step_config, learner, eraser.suppression_of, identity
             )
             results.append((a.events[0], processed))
         emitted_at_ms = await _send_outputs(results, app.producer, names, clock)
@@ -162,16 +173,26 @@ def create_app(
                 # After the profiles: a crash in between leaves the models behind the profiles
                 # (their labels go unlearned, counted), never ahead (stream.partition).
                 learner_table[_learner_key(partition)] = learners[partition].to_bytes()
+                if identity is not None:
+                    identity.drop_taken(result.taken)
                 if settings.eviction_budget:
                     looked, evicted = sweeper.sweep(profiles, partition, watermark)
                     result.counters["eviction:looked"] += looked
                     result.counters["eviction:evicted"] += evicted
             metrics.observe_batch(result, emitted_at_ms)
             metrics.observe_watermark(partition, watermark)
+        # Where a partition stopped at an identity await whose handoff has not arrived.
+        waiting = {
+            a.partition: a.events[result.waiting].message.offset
+            for a, (_, result) in zip(work, results, strict=True)
+            if result.waiting is not None
+        }
         for a in admitted:
-            await _settle(a, sequencer, app.consumer, metrics)
+            await _settle(a, sequencer, app.consumer, metrics, waiting.get(a.partition))
         for a in work:
-            positions[a.events[-1].message.partition] = a.events[-1].message.offset + 1
+            next_offset = waiting.get(a.partition, a.events[-1].message.offset + 1)
+            positions[a.partition[1]] = next_offset
+        return bool(waiting)
 
     @app.on_partitions_revoked.connect
     async def _stop_sequencing(_sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
@@ -271,11 +292,21 @@ def _admit(sequencer: OffsetSequencer, group: list[EventT[bytes]]) -> _Admitted:
 
 
 async def _settle(
-    admitted: _Admitted, sequencer: OffsetSequencer, consumer: Any, metrics: WorkerMetrics
+    admitted: _Admitted,
+    sequencer: OffsetSequencer,
+    consumer: Any,
+    metrics: WorkerMetrics,
+    waiting_at: int | None = None,
 ) -> None:
     """After the batch is written: record progress, hold back what was deferred, and seek a
-    partition back to the record it is missing."""
+    partition back to the record it is missing, or to the identity await it waits at."""
     admission = admitted.admission
+    deferred = admitted.deferred
+    if waiting_at is not None:
+        # The await and everything after it: not processed, processed again once the
+        # handoff is there (agents.batch stopped at it).
+        deferred = [e for e in admitted.events if e.message.offset >= waiting_at] + deferred
+        admission = replace(admission, next_offset=waiting_at)
     sequencer.advance(admitted.partition, admission)
     topic, number = admitted.partition
     if admission.next_offset is not None:
@@ -289,7 +320,7 @@ async def _settle(
             number,
             extra={"partition": number, "gap": list(admission.gap)},
         )
-    for event in admitted.deferred:
+    for event in deferred:
         # Faust's take_events acknowledges every event of the batch once the agent moves on,
         # and an acknowledged offset may be committed. Marked as acknowledged already, these
         # are left out of that bookkeeping, so the committed offset cannot pass them.
@@ -297,6 +328,10 @@ async def _settle(
     if admission.hole is not None:
         resume_at, got = admission.hole
         await _seek_back(consumer, admitted.partition, resume_at, f"got offset {got}")
+    elif waiting_at is not None:
+        # Not a fault: a merge across partitions takes a round trip (stream.router).
+        why = "waiting for an identity handoff"
+        await _seek_back(consumer, admitted.partition, waiting_at, why, logging.DEBUG)
     metrics.observe_sequencing(
         admission.redelivered, admission.deferred, admission.hole is not None
     )
@@ -319,9 +354,12 @@ def _forget_gaps_from(consumer: Any, tp: TP, offset: int) -> None:
         gaps.chop(offset, sys.maxsize)
 
 
-async def _seek_back(consumer: Any, partition: Partition, offset: int, why: str) -> None:
+async def _seek_back(
+    consumer: Any, partition: Partition, offset: int, why: str, level: int = logging.WARNING
+) -> None:
     topic, number = partition
-    log.warning(
+    log.log(
+        level,
         "records missing in %s[%d] from offset %d (%s): seeking back",
         topic,
         number,
@@ -413,6 +451,7 @@ def _process_partition(
     config: StepConfig,
     learner: PartitionLearner,
     suppression: SuppressionLookup,
+    identity: IdentityStage | None,
 ) -> BatchResult:
     records = [
         RawRecord(
@@ -420,12 +459,18 @@ def _process_partition(
             e.message.key,
             e.message.value or b"",  # a null value (tombstone) is not an event: dead-lettered
             _timestamp_ms(e.message.timestamp),
+            identity is not None and is_control(e.message.headers),
         )
         for e in group
     ]
     with _in_partition_of(group[0]):
         return process_records(
-            records, lambda key: profiles.get(key.encode()), config, learner, suppression
+            records,
+            lambda key: profiles.get(key.encode()),
+            config,
+            learner,
+            suppression,
+            None if identity is None else identity.handoff_of,
         )
 
 
@@ -487,6 +532,12 @@ async def _send_outputs(
             pending.append(
                 await producer.send(
                     topics.deadletters, letter.key, letter.to_bytes(), None, None, None
+                )
+            )
+        for handoff in result.handoffs:  # to the person's partition (stream.router)
+            pending.append(
+                await producer.send(
+                    topics.handoffs, handoff.person.encode(), handoff.to_bytes(), None, None, None
                 )
             )
     if pending:

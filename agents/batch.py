@@ -33,8 +33,10 @@ from stream import (
     step,
 )
 from stream.erasure import Suppression
+from stream.identity import Handoff
 from stream.partition import PartitionLearner, ProfileStore
 from stream.rewards import Reward
+from stream.router import Link
 
 __all__ = ["BatchResult", "RawRecord", "process_records"]
 
@@ -48,6 +50,9 @@ class RawRecord:
     value: bytes
     #: The record's Kafka timestamp (epoch ms), when known: for the processing-latency metric.
     timestamp_ms: int | None = None
+    #: A control record of the identity stage (stream.router), marked so by a header only the
+    #: stage sets: an event that merely looks like one is an event.
+    control: bool = False
 
 
 @dataclass(slots=True)
@@ -69,6 +74,13 @@ class BatchResult:
     #: Stored profiles read in this batch and not changed (yet): read once, not written back
     #: (identity stitching looks at the other key's profile for every event carrying both).
     read: dict[str, Profile | None] = field(default_factory=dict)
+    #: What this partition hands over to persons' partitions (identity requests), to send.
+    handoffs: list[Handoff] = field(default_factory=list)
+    #: The awaits whose handoff was taken over: their handoffs can go.
+    taken: list[Link] = field(default_factory=list)
+    #: The index of the record the batch stopped at: an await whose handoff has not arrived
+    #: yet. It and every later record of the partition wait (agents.app seeks back to it).
+    waiting: int | None = None
 
     def profile_bytes(self) -> dict[str, bytes]:
         """Each changed profile serialized once."""
@@ -80,6 +92,8 @@ ProfileLoader = Callable[[str], bytes | None]
 SuppressionLookup = Callable[[str], Suppression | None]
 #: Counted for each event dropped because its user was erased after sending it.
 SKIPPED_ERASED = "skipped:erased"
+#: The handoff of an identity link, if it has arrived (agents.app: the handoffs table).
+HandoffLookup = Callable[[Link], Handoff | None]
 
 
 def process_records(
@@ -88,21 +102,35 @@ def process_records(
     config: StepConfig,
     learner: PartitionLearner | None = None,
     suppression: SuppressionLookup | None = None,
+    handoff_of: HandoffLookup | None = None,
 ) -> BatchResult:
     """Decode and step every record, in order, reading each user's profile at most once.
 
     With ``suppression``, an event of an erased user sent before the erasure (its event time
-    within the suppression) is dropped: counted, no profile, no decision."""
+    within the suppression) is dropped: counted, no profile, no decision.
+
+    With ``handoff_of``, the records come from the identity stage (stream.router): an event is
+    the profile's of its record key (its person), and control records carry out the halves of
+    identity links; at an await whose handoff has not arrived the batch stops (``waiting``)."""
     result = BatchResult()
     store = ProfileStore(
         lambda user_key: _current_profile(result, user_key, load),
         result.profiles.__setitem__,
     )
     erased = _Suppressions(suppression) if suppression is not None else None
-    for record in records:
+    for index, record in enumerate(records):
+        if record.control:
+            if learner is None or handoff_of is None:
+                _reject(result, record, ValueError("identity control record, stitching is off"))
+            elif not _control(result, record, learner, store, config, handoff_of):
+                result.waiting = index
+                break
+            continue
         result.counters["events_in"] += 1
         try:
-            _process_one(result, record, load, config, learner, store, erased)
+            _process_one(
+                result, record, load, config, learner, store, erased, handoff_of is not None
+            )
         except StepFailed as failed:
             # Bad state, or a bug a hostile input reached: park this event with its reason and
             # keep the batch (and every other user's events) going.
@@ -137,12 +165,17 @@ def _process_one(
     learner: PartitionLearner | None,
     store: ProfileStore,
     erased: _Suppressions | None,
+    routed: bool = False,
 ) -> None:
     decoded = decode_event(record.value, record.source, record.key)
     if isinstance(decoded, DeadLetter):
         _dead_letter(result, decoded)
         return
-    if record.key is not None and record.key != decoded.user_key.encode():
+    if routed and record.key is not None:
+        person = record.key.decode()
+        if person != decoded.user_key:
+            decoded = replace(decoded, user_key=person)
+    elif record.key is not None and record.key != decoded.user_key.encode():
         # Partitioned by another key than its profile's: counted, because one user's events
         # could then be split across partitions (and so across two profiles).
         result.counters["note:key_mismatch"] += 1
@@ -151,7 +184,7 @@ def _process_one(
         result.counters[SKIPPED_ERASED] += 1
         return
     before = len(result.decisions)
-    _step_one(result, decoded, load, config, learner, store)
+    _step_one(result, decoded, load, config, learner, store, routed)
     result.decision_record_ms.extend([record.timestamp_ms] * (len(result.decisions) - before))
 
 
@@ -162,6 +195,7 @@ def _step_one(
     config: StepConfig,
     learner: PartitionLearner | None,
     store: ProfileStore,
+    routed: bool = False,
 ) -> None:
     if event.user_key not in result.profiles:
         # Read before stepping, so an unreadable stored profile fails here (a dead letter,
@@ -171,7 +205,7 @@ def _step_one(
             result.profiles[event.user_key] = stored
     try:
         if learner is not None:
-            outputs = learner.process(event, store, config)
+            outputs = learner.process(event, store, config, routed)
         else:
             updated, outputs = step(result.profiles.get(event.user_key), event, config)
             result.profiles[event.user_key] = updated
@@ -192,6 +226,39 @@ def _step_one(
         result.counters[f"skipped:{outputs.skipped}"] += 1
     for note in outputs.notes:
         result.counters[f"note:{note}"] += 1
+
+
+def _control(
+    result: BatchResult,
+    record: RawRecord,
+    learner: PartitionLearner,
+    store: ProfileStore,
+    config: StepConfig,
+    handoff_of: HandoffLookup,
+) -> bool:
+    """Carry out one identity control record; ``False`` when it must wait (an await whose
+    handoff has not arrived)."""
+    try:
+        link = Link.from_bytes(record.value)
+        if link.kind == "request":
+            result.handoffs.append(learner.hand_over(link, store))
+            result.counters["identity:handed_over"] += 1
+            return True
+        handoff = handoff_of(link)
+        if handoff is None:
+            person = store.get(link.person)
+            if person is None or link.key not in person.aliases:
+                return False
+            # Taken over already: a record delivered again after its handoff was removed.
+            result.counters["identity:taken_over_before"] += 1
+            return True
+        note = learner.take_over(handoff, store, config)
+    except Exception as exc:  # written by the stage only: a bug, not input; parked, not lost
+        _reject(result, record, exc)
+        return True
+    result.taken.append(link)
+    result.counters[f"note:{note}"] += 1
+    return True
 
 
 class _Suppressions:

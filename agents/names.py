@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from stream.decision import DECISION_SCHEMA
 from stream.erasure import ERASURE_AUDIT_SCHEMA, ERASURE_REQUEST_SCHEMA, SUPPRESSION_SCHEMA
+from stream.identity import HANDOFF_SCHEMA
 from stream.partition import LEARNER_SCHEMA
 from stream.profile import PROFILE_SCHEMA
 from stream.rewards import REWARD_SCHEMA
+from stream.router import LINK_SCHEMA
 
 __all__ = ["DEFAULT_PREFIX", "Names"]
 
@@ -35,6 +37,38 @@ class Names:
     def events(self) -> str:
         """Segment events in, keyed by user key (``userId``, else ``anonymousId``)."""
         return f"{self.prefix}.events.v1"
+
+    @property
+    def ingest(self) -> str:
+        """Segment events in when identity stitching is on: one partition, the one order the
+        identity stage (stream.router) routes every event in, to its person's events
+        partition."""
+        return f"{self.prefix}.ingest.v1"
+
+    @property
+    def handoffs(self) -> str:
+        """What a key's partition hands over to its person's (``identity-handoff.v1``), keyed
+        by the person, co-partitioned with the events."""
+        return f"{self.prefix}.handoffs." + HANDOFF_SCHEMA.removeprefix("identity-handoff.")
+
+    @property
+    def identities_table(self) -> str:
+        """The identity stage's links: key -> the person it forwards to (one partition, like
+        the ingest topic)."""
+        return "identities-" + LINK_SCHEMA.removeprefix("identity-link.")
+
+    @property
+    def identities_changelog(self) -> str:
+        return f"{self.app_id}-{self.identities_table}-changelog"
+
+    @property
+    def handoffs_table(self) -> str:
+        """Handoffs arrived and not yet taken over, keyed by (key, person, link time)."""
+        return "handoffs-" + HANDOFF_SCHEMA.removeprefix("identity-handoff.")
+
+    @property
+    def handoffs_changelog(self) -> str:
+        return f"{self.app_id}-{self.handoffs_table}-changelog"
 
     @property
     def decisions(self) -> str:

@@ -78,10 +78,9 @@ class Settings(BaseSettings):
     #: Data minimization: the event properties profiles may keep, comma-separated (see
     #: stream.config.StepConfig.stored_properties; empty: none); unset: every one features read.
     stored_properties: str | None = None
-    #: Identity stitching (stream.identity). Until the identity stage that routes a person's
-    #: keys to one partition exists, it needs a single-partition events topic (``partitions``
-    #: 1): within one partition a merge happens at the linking record's offset, exactly as in
-    #: an offline replay; across partitions it could not.
+    #: Identity stitching (stream.identity, stream.router): producers then send events to the
+    #: one-partition ingest topic, and the worker's identity stage routes each to its person's
+    #: events partition.
     stitch_identities: bool = False
     #: uvloop roughly halves the event-loop overhead that dominates a Faust worker's CPU time.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -108,16 +107,18 @@ class Settings(BaseSettings):
     def names(self) -> Names:
         return Names(self.prefix)
 
+    @property
+    def ingress_topic(self) -> str:
+        """Where producers send events: the ingest topic when identities are stitched (the
+        identity stage routes them on), else the events topic."""
+        names = self.names
+        return names.ingest if self.stitch_identities else names.events
+
     def step_config(self) -> StepConfig:
         """The pure step's configuration these settings ask for (:class:`ConfigError` when the
         policy file is unreadable or invalid, or the allow-list names a property no feature
         reads)."""
         policy = DEFAULT_POLICY if self.policy_file is None else load_policy(self.policy_file)
-        if self.stitch_identities and self.partitions != 1:
-            raise ConfigError(
-                "LIVEPROFILES_STITCH_IDENTITIES needs LIVEPROFILES_PARTITIONS=1 (merging keys"
-                f" across partitions is not built yet; got {self.partitions} partitions)"
-            )
         if self.stored_properties is None:
             return StepConfig(policy=policy, stitch_identities=self.stitch_identities)
         return StepConfig(

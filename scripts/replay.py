@@ -25,7 +25,8 @@ under another policy file, and ``--stored-properties`` under another allow-list 
 properties profiles keep (e.g. ``product_id,category,price``), and ``--stitch-identities`` with
 identity stitching (stream.identity); through Kafka the worker's own settings decide
 (``LIVEPROFILES_POLICY_FILE``, ``LIVEPROFILES_STORED_PROPERTIES``,
-``LIVEPROFILES_STITCH_IDENTITIES``) and its rewards go to the rewards topic.
+``LIVEPROFILES_STITCH_IDENTITIES``: then give ``--stitch-identities`` too, so the log goes to
+the ingest topic) and its rewards go to the rewards topic.
 
 Exit codes: 0 done (and equal, with ``--check``), 1 ``--check`` found a difference,
 2 bad arguments, unreadable file (the message names the line), or broker unreachable,
@@ -129,10 +130,13 @@ def kafka_decisions(
     idle_s: float = 10.0,
     timeout_s: float = 300.0,
     pace: float | None = None,
+    stitching: bool = False,
 ) -> bytes:
-    """Send the log to the events topic (at ``pace``, see :func:`send_log`) and collect what a
-    running worker decides (:func:`collect_decisions`)."""
-    send_log(lines, bootstrap, names.events, _plan_for(lines, pace))
+    """Send the log to the events topic (at ``pace``, see :func:`send_log`; the ingest topic
+    when the worker stitches identities) and collect what a running worker decides
+    (:func:`collect_decisions`)."""
+    topic = names.ingest if stitching else names.events
+    send_log(lines, bootstrap, topic, _plan_for(lines, pace))
     return collect_decisions(lines, bootstrap, names.decisions, idle_s, timeout_s)
 
 
@@ -269,7 +273,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stitch-identities",
         action="store_true",
-        help="merge the keys events link (userId with anonymousId, alias) into one profile",
+        help="merge the keys events link (userId with anonymousId, alias) into one profile; "
+        "through Kafka: send to the ingest topic, for a worker with "
+        "LIVEPROFILES_STITCH_IDENTITIES=true",
     )
     parser.add_argument(
         "--pace",
@@ -303,11 +309,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(
             "--stored-properties goes with --offline: through Kafka the worker's allow-list"
             " applies (LIVEPROFILES_STORED_PROPERTIES)"
-        )
-    if args.stitch_identities and not args.offline:
-        parser.error(
-            "--stitch-identities goes with --offline: through Kafka the worker's setting"
-            " applies (LIVEPROFILES_STITCH_IDENTITIES)"
         )
     return args
 
@@ -361,10 +362,11 @@ def _through_kafka(
     schedule = None
     if args.pace is not None:
         schedule = _announce(args.pace, plan(lines, [n for n, _ in numbered], args.pace))
+    topic = names.ingest if args.stitch_identities else names.events
     with tqdm(total=len(lines), unit="ev", desc="send", file=sys.stderr, disable=None) as bar:
-        late_s = send_log(lines, args.bootstrap, names.events, schedule, bar.update)
+        late_s = send_log(lines, args.bootstrap, topic, schedule, bar.update)
     behind = f", at most {late_s:.2f} s behind schedule" if schedule is not None else ""
-    print(f"sent {len(lines):,} events to {names.events}{behind}")
+    print(f"sent {len(lines):,} events to {topic}{behind}")
     if not collect:
         return b""
     return collect_decisions(lines, args.bootstrap, names.decisions, idle_s=args.idle)

@@ -66,12 +66,13 @@ class MemoryPublisher:
 
 
 class KafkaPublisher:
-    """Produces to the events topic with aiokafka, keyed by user key (the default partitioner
+    """Produces to the events topic (the ingest topic when identities are stitched: see
+    ``Settings.ingress_topic``) with aiokafka, keyed by user key (the default partitioner
     is murmur2, as Java's: the same partition as every other producer of the project)."""
 
     def __init__(self, settings: Settings, timeout_s: float, reconnect_s: float = 5.0) -> None:
         self.settings = settings
-        self.topic = settings.names.events
+        self.topic = settings.ingress_topic
         self.timeout_s = timeout_s
         self.reconnect_s = reconnect_s  # the longest wait between two connection attempts
         self._producer: AIOKafkaProducer | None = None

@@ -1,18 +1,16 @@
-"""Identity stitching through the real broker (one events partition; see stream.identity)."""
+"""Identity stitching through the real broker: the identity stage in front of four events
+partitions (stream.router), against the offline replay."""
 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import orjson
 import pytest
 
-from agents.admin import ensure_topics
 from agents.settings import Settings
-from scripts.broker import EmbeddedBroker
 from scripts.kafkaio import consume
-from scripts.replay import collect_decisions, kafka_decisions, offline_decisions, send_log
+from scripts.replay import collect_decisions, offline_decisions, send_log
 from stream import Profile, StepConfig
 from stream.replay import replay
 from stream.synthetic import GeneratorConfig, generate_events
@@ -24,19 +22,6 @@ pytestmark = pytest.mark.broker
 
 ON = StepConfig(stitch_identities=True)
 T0 = 1_700_000_000_000
-
-
-@pytest.fixture
-def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
-    """This module's workers stitch identities, which needs a single events partition."""
-    made = Settings(
-        bootstrap_servers=broker.bootstrap,
-        prefix=f"id{tmp_path.name[-12:].replace('_', '')}",
-        partitions=1,
-        data_dir=tmp_path / "state",
-    )
-    ensure_topics(made)
-    return made
 
 
 def _event(n: int, t_s: int, **fields: object) -> bytes:
@@ -83,21 +68,21 @@ def test_stitched_identities_through_kafka_equal_an_offline_replay(
     settings: Settings, start_worker: WorkerFactory
 ) -> None:
     """Decisions byte for byte and every stored profile (persons and forwarders) as offline,
-    with a restart halfway and records delivered twice (a fault that drops first deliveries)."""
+    with keys on different partitions, a restart halfway and records delivered twice (a fault
+    that drops first deliveries)."""
     lines = _log()
     half = len(lines) // 2
     bootstrap, names = settings.bootstrap_servers, settings.names
     worker = start_worker(stitch_identities="true", fault_lose_every=9)
-    send_log(lines[:half], bootstrap, names.events)
+    send_log(lines[:half], bootstrap, names.ingest)
     assert collect_decisions(lines[:half], bootstrap, names.decisions, idle_s=6.0).count(b"\n") > 0
     assert not worker.stop(), "the worker should stop on SIGTERM without being killed"
     start_worker(stitch_identities="true")
-    through_kafka = kafka_decisions(lines[half:], bootstrap, names, idle_s=8.0)
-    collected = collect_decisions(lines, bootstrap, names.decisions, idle_s=3.0)
-    assert through_kafka  # the second half's decisions arrived
-    assert collected == offline_decisions(lines, ON, partitions=1)
+    send_log(lines[half:], bootstrap, names.ingest)
+    collected = collect_decisions(lines, bootstrap, names.decisions, idle_s=8.0)
+    assert collected == offline_decisions(lines, ON, partitions=settings.partitions)
 
-    expected = replay(lines, ON, partitions=1).profiles
+    expected = replay(lines, ON, partitions=settings.partitions).profiles
     stored = _stored_profiles(settings)
     assert not differing_profiles(
         _without_positions(stored),

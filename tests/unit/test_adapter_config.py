@@ -106,11 +106,3 @@ def test_partition_for_matches_kafkas_default_partitioner(key: bytes) -> None:
 
     expected = DefaultPartitioner().partition("t", key, key, None, None, Cluster())
     assert partition_for(key, 7) == expected
-
-
-def test_identity_stitching_needs_a_single_events_partition() -> None:
-    """Across partitions a merge could not happen at the linking record's offset."""
-    with pytest.raises(ConfigError, match="LIVEPROFILES_PARTITIONS=1"):
-        Settings(stitch_identities=True, partitions=4).step_config()
-    assert Settings(stitch_identities=True, partitions=1).step_config().stitch_identities
-    assert not Settings(partitions=4).step_config().stitch_identities

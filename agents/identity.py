@@ -1,0 +1,144 @@
+"""The identity stage in the worker (stream.router): its topics, tables and two agents.
+
+* ``route-identities`` reads the one-partition ingest topic in order, routes each record
+  (:func:`stream.router.route_event`) and sends, in that order, the link control records and
+  the event to the events topic. A link is recorded in the ``identities`` table only once the
+  broker acknowledged what it sent: a crash in between sends the links again (both halves are
+  idempotent) instead of recording a link whose merge was never asked for. A record that is not
+  a valid event goes on as it came, for the events agent to dead-letter as a replay would.
+* ``receive-handoffs`` keeps each handoff (what a key's partition handed over) in the
+  ``handoffs`` table of the person's partition until the person's await takes it over.
+
+Control records carry a header that only this stage sets (:data:`CONTROL_HEADER`); the stage
+never forwards a producer's headers, so an event that looks like a control record stays an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+import faust
+from faust.types import EventT, StreamT
+
+from agents.guard import handle_or_exit
+from agents.settings import Settings
+from stream import DeadLetter, decode_event
+from stream.exceptions import SnapshotError
+from stream.identity import Handoff
+from stream.router import LINK_SCHEMA, Link, route_event
+
+__all__ = ["CONTROL_HEADER", "IdentityStage", "is_control"]
+
+log = logging.getLogger(__name__)
+
+#: The header that marks an identity control record in the events topic.
+CONTROL_HEADER = "liveprofiles-control"
+_CONTROL_HEADERS = [(CONTROL_HEADER, LINK_SCHEMA.encode())]
+
+
+def is_control(headers: Any) -> bool:
+    """Whether a record's headers (Faust gives a list of pairs or a mapping) mark it as an
+    identity control record."""
+    if not headers:
+        return False
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return any(key == CONTROL_HEADER for key, _ in pairs)
+
+
+def _table_key(key: str, person: str, at_ms: int) -> bytes:
+    return f"{key}\x1f{person}\x1f{at_ms}".encode()
+
+
+class IdentityStage:
+    """Topics, tables and agents of identity stitching for one app (built by the factory)."""
+
+    def __init__(self, app: faust.App, settings: Settings, in_partition_of: Any) -> None:
+        names = settings.names
+        self._names, self._app, self._in_partition_of = names, app, in_partition_of
+        ingest, handoffs = (
+            app.topic(
+                name,
+                value_type=bytes,
+                value_serializer="raw",
+                key_type=bytes,
+                key_serializer="raw",
+                partitions=partitions,
+            )
+            for name, partitions in ((names.ingest, 1), (names.handoffs, settings.partitions))
+        )
+        self.identities = app.Table(
+            names.identities_table, partitions=1, key_type=bytes, value_type=bytes
+        )
+        self.handoffs = app.Table(
+            names.handoffs_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
+        )
+
+        @app.agent(ingest, name="route-identities")
+        async def route_identities(stream: StreamT[Any]) -> None:
+            batches = cast(faust.Stream[bytes], stream).take_events(
+                settings.batch_max, within=settings.batch_within_s
+            )
+            async for batch in batches:
+                await handle_or_exit(self._route, batch)
+
+        @app.agent(handoffs, name="receive-handoffs")
+        async def receive_handoffs(stream: StreamT[Any]) -> None:
+            async for record in stream.events():
+                await handle_or_exit(self._receive, record)
+
+    async def _route(self, batch: Sequence[EventT[bytes]]) -> None:
+        links: dict[str, str] = {}  # made in this batch, recorded once sent
+        identities = self.identities
+
+        def person_of(key: str) -> str | None:
+            if key in links:
+                return links[key]
+            with self._in_partition_of(batch[0]):
+                stored = identities.get(key.encode())
+            return None if stored is None else bytes(stored).decode()
+
+        out: list[tuple[bytes | None, bytes, bool]] = []
+        for record in batch:
+            value = record.message.value or b""
+            decoded = decode_event(value, None, record.message.key)
+            if isinstance(decoded, DeadLetter):
+                out.append((record.message.key, value, False))
+                continue
+            routing = route_event(decoded, person_of, links.__setitem__)
+            out.extend((link.record_key.encode(), link.to_bytes(), True) for link in routing.links)
+            out.append((routing.person.encode(), value, False))
+        producer, topic = self._app.producer, self._names.events
+        pending = [
+            await producer.send(
+                topic, key, value, None, None, _CONTROL_HEADERS if control else None
+            )
+            for key, value, control in out
+        ]
+        await producer.flush()
+        await asyncio.gather(*pending)
+        with self._in_partition_of(batch[0]):
+            for key, person in links.items():
+                identities[key.encode()] = person.encode()
+
+    async def _receive(self, record: EventT[bytes]) -> None:
+        try:
+            handoff = Handoff.from_bytes(record.message.value or b"")
+        except SnapshotError:
+            log.exception("unreadable identity handoff at offset %d", record.message.offset)
+            return
+        self.handoffs[_table_key(handoff.key, handoff.person, handoff.at_ms)] = record.message.value
+
+    def handoff_of(self, link: Link) -> Handoff | None:
+        """The handoff an await waits for, if it has arrived (read in the await's partition)."""
+        stored = self.handoffs.get(_table_key(link.key, link.person, link.at_ms))
+        return None if stored is None else Handoff.from_bytes(bytes(stored))
+
+    def drop_taken(self, taken: Iterable[Link]) -> None:
+        """Remove the handoffs these awaits took over (in their partition's context)."""
+        for link in taken:
+            key = _table_key(link.key, link.person, link.at_ms)
+            if key in self.handoffs:
+                del self.handoffs[key]
