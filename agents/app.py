@@ -135,6 +135,7 @@ def create_app(
         _learner_key,
         settings.privacy_secret.encode(),
         settings.erasure_skew_ms,
+        () if identity is None else (names.identities_changelog,),
     )
     if settings.web_enabled:
         register_pages(app, metrics)
@@ -221,7 +222,7 @@ def create_app(
 
     async def erase(record: EventT[bytes]) -> None:
         async with state_lock:
-            await _erase(record, eraser, app.producer, names, clock, metrics)
+            await _erase(record, eraser, app.producer, names, clock, metrics, identity)
 
     @app.agent(erasures, name="erase-users")
     async def erase_users(stream: StreamT[Any]) -> None:
@@ -406,9 +407,11 @@ async def _erase(
     names: Names,
     clock: Clock,
     metrics: WorkerMetrics,
+    identity: IdentityStage | None = None,
 ) -> None:
     """Carry out one erasure request (agents.erasure): the state first, then, once the broker
-    acknowledged the tombstones, the audit record."""
+    acknowledged the tombstones, the audit record. With identities stitched, the handoffs
+    waiting for the user go too, and the identity stage is asked to forget the key's links."""
     request = eraser.parse(record)
     if not isinstance(request, ErasureRequest):
         await producer.send_and_wait(
@@ -432,6 +435,10 @@ async def _erase(
         )
     with _in_partition_of(record):
         audit = eraser.erase(record, request, clock(), linked)
+        if identity is not None:
+            identity.drop_handoffs_to(request.user_key)
+    if identity is not None:
+        await identity.unlink(request.user_key, audit.suppressed_until_ms)
     await producer.flush()  # the tombstones and the suppression, before the audit says "done"
     await producer.send_and_wait(
         names.audit, audit.subject.encode(), audit.to_bytes(), None, None, None

@@ -122,7 +122,7 @@ def process_records(
         if record.control:
             if learner is None or handoff_of is None:
                 _reject(result, record, ValueError("identity control record, stitching is off"))
-            elif not _control(result, record, learner, store, config, handoff_of):
+            elif not _control(result, record, learner, store, config, handoff_of, erased):
                 result.waiting = index
                 break
             continue
@@ -235,16 +235,32 @@ def _control(
     store: ProfileStore,
     config: StepConfig,
     handoff_of: HandoffLookup,
+    erased: _Suppressions | None = None,
 ) -> bool:
     """Carry out one identity control record; ``False`` when it must wait (an await whose
-    handoff has not arrived)."""
+    handoff has not arrived).
+
+    A link made by an erased user's event still in flight (before the identity stage forgot
+    their links) changes no state: the request hands over nothing, the await drops what
+    arrives."""
     try:
         link = Link.from_bytes(record.value)
         if link.kind == "request":
+            if erased is not None and erased.covers(link.key, link.at_ms):
+                at = link.at_ms
+                result.handoffs.append(Handoff(link.key, link.person, at, at, None))
+                result.counters[SKIPPED_ERASED] += 1
+                return True
             result.handoffs.append(learner.hand_over(link, store))
             result.counters["identity:handed_over"] += 1
             return True
         handoff = handoff_of(link)
+        if erased is not None and erased.covers(link.person, link.at_ms):
+            if handoff is None:
+                return False  # dropped when it comes, so nothing naming the user stays
+            result.taken.append(link)
+            result.counters[SKIPPED_ERASED] += 1
+            return True
         if handoff is None:
             person = store.get(link.person)
             if person is None or link.key not in person.aliases:

@@ -70,6 +70,9 @@ class Eraser:
     learner_key: Callable[[int], bytes]
     secret: bytes
     skew_ms: int
+    #: Other compacted topics an erasure writes the user's tombstones to (the identity stage's
+    #: links, when identities are stitched: agents.identity).
+    also_tombstoned: tuple[str, ...] = ()
 
     def suppression_of(self, user_key: str) -> Suppression | None:
         """The erasure in force for ``user_key`` (read in the current event's partition)."""
@@ -141,7 +144,7 @@ class Eraser:
             subject=subject,
             partition=partition,
             removed=removed,
-            tombstones=(self.names.profiles_changelog,),
+            tombstones=(self.names.profiles_changelog, *self.also_tombstoned),
             suppressed_until_ms=until,
             completed_at_ms=now_ms,
             cascaded=tuple(subject_of(other.user_key, self.secret) for other in linked),

@@ -11,6 +11,8 @@
 
 Control records carry a header that only this stage sets (:data:`CONTROL_HEADER`); the stage
 never forwards a producer's headers, so an event that looks like a control record stays an event.
+In the ingest topic the header marks an erasure's unlink (:meth:`IdentityStage.unlink`): a
+producer that sets it can make the stage forget links, nothing more (it reads no other kind).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from faust.types import EventT, StreamT
 from agents.guard import handle_or_exit
 from agents.settings import Settings
 from stream import DeadLetter, decode_event
+from stream.erasure import subject_of
 from stream.exceptions import SnapshotError
 from stream.identity import Handoff
-from stream.router import LINK_SCHEMA, Link, route_event
+from stream.router import LINK_SCHEMA, Link, Unlink, route_event
 
 __all__ = ["CONTROL_HEADER", "IdentityStage", "is_control"]
 
@@ -58,6 +61,7 @@ class IdentityStage:
     def __init__(self, app: faust.App, settings: Settings, in_partition_of: Any) -> None:
         names = settings.names
         self._names, self._app, self._in_partition_of = names, app, in_partition_of
+        self._secret = settings.privacy_secret.encode()
         ingest, handoffs = (
             app.topic(
                 name,
@@ -91,23 +95,51 @@ class IdentityStage:
 
     async def _route(self, batch: Sequence[EventT[bytes]]) -> None:
         links: dict[str, str] = {}  # made in this batch, recorded once sent
+        unlinked: set[str] = set()  # erased in this batch
+        erased: dict[bytes, int] = {}  # erasure markers made in this batch
         identities = self.identities
+
+        def linkable(key: str, at_ms: int) -> bool:
+            marker = self._erased_marker(key)
+            until = erased.get(marker)
+            if until is None:
+                with self._in_partition_of(batch[0]):
+                    stored = identities.get(marker)
+                until = None if stored is None else int(bytes(stored))
+            return until is None or at_ms > until
 
         def person_of(key: str) -> str | None:
             if key in links:
                 return links[key]
+            if key in unlinked:
+                return None
             with self._in_partition_of(batch[0]):
                 stored = identities.get(key.encode())
             return None if stored is None else bytes(stored).decode()
 
+        def link(key: str, person: str) -> None:
+            links[key] = person
+            unlinked.discard(key)
+
         out: list[tuple[bytes | None, bytes, bool]] = []
         for record in batch:
             value = record.message.value or b""
+            if is_control(record.message.headers):
+                try:
+                    unlink = Unlink.from_bytes(value)
+                except SnapshotError:
+                    log.exception("unreadable identity control record in the ingest topic")
+                    continue
+                for key in unlink.keys:
+                    links.pop(key, None)
+                    unlinked.add(key)
+                    erased[self._erased_marker(key)] = unlink.until_ms
+                continue
             decoded = decode_event(value, None, record.message.key)
             if isinstance(decoded, DeadLetter):
                 out.append((record.message.key, value, False))
                 continue
-            routing = route_event(decoded, person_of, links.__setitem__)
+            routing = route_event(decoded, person_of, link, linkable)
             out.extend((link.record_key.encode(), link.to_bytes(), True) for link in routing.links)
             out.append((routing.person.encode(), value, False))
         producer, topic = self._app.producer, self._names.events
@@ -122,6 +154,36 @@ class IdentityStage:
         with self._in_partition_of(batch[0]):
             for key, person in links.items():
                 identities[key.encode()] = person.encode()
+            for key in unlinked:
+                # Deleting writes the tombstone even when nothing was stored.
+                del identities[key.encode()]
+            for marker, until in erased.items():
+                identities[marker] = str(until).encode()
+
+    def _erased_marker(self, key: str) -> bytes:
+        """Where the stage notes that ``key`` was erased: under its pseudonym, never the key
+        (stream.erasure.subject_of), after a byte no key starts with in practice."""
+        return b"\x00erased\x1f" + subject_of(key, self._secret).encode()
+
+    async def unlink(self, key: str, until_ms: int) -> None:
+        """Ask the stage to forget ``key``'s links, and to link it again from no event up to
+        ``until_ms`` (an erasure and its suppression); returns once acknowledged."""
+        record = Unlink((key,), until_ms).to_bytes()
+        await self._app.producer.send_and_wait(
+            self._names.ingest, key.encode(), record, None, None, _CONTROL_HEADERS
+        )
+
+    def drop_handoffs_to(self, person: str) -> int:
+        """Remove the handoffs waiting for ``person`` (an erasure; in the person's partition's
+        context); how many there were."""
+        mine = [
+            k
+            for k in list(self.handoffs.keys())
+            if bytes(k).split(b"\x1f")[1:2] == [person.encode()]
+        ]
+        for key in mine:
+            del self.handoffs[key]
+        return len(mine)
 
     async def _receive(self, record: EventT[bytes]) -> None:
         try:

@@ -37,13 +37,16 @@ from stream.events import Event
 from stream.exceptions import SnapshotError
 from stream.identity import MAX_FORWARDS, linked_keys
 
-__all__ = ["LINK_SCHEMA", "Link", "Routing", "route_event"]
+__all__ = ["LINK_SCHEMA", "UNLINK_SCHEMA", "Link", "Routing", "Unlink", "route_event"]
 
 LINK_SCHEMA = "identity-link.v1"
+UNLINK_SCHEMA = "identity-unlink.v1"
 
 #: A key's person (``None``: it forwards nowhere), and how to record one.
 PersonOf = Callable[[str], str | None]
 SetPerson = Callable[[str, str], None]
+#: Whether a key may be linked by an event of this time (not if it was erased after it).
+Linkable = Callable[[str, int], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,32 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class Unlink:
+    """A control record to the identity stage: forget every link from these keys, and link
+    none of them again from events up to ``until_ms`` of event time (an erasure, and its
+    suppression of the events still in flight: stream.erasure)."""
+
+    keys: tuple[str, ...]
+    until_ms: int
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {"schema": UNLINK_SCHEMA, "keys": list(self.keys), "until_ms": self.until_ms}
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Unlink:
+        """Raises :class:`SnapshotError` for anything but an unlink record."""
+        try:
+            doc = orjson.loads(data)
+            if doc.get("schema") != UNLINK_SCHEMA:
+                raise SnapshotError(f"not an identity unlink: {doc.get('schema')!r}")
+            return cls(tuple(str(key) for key in doc["keys"]), int(doc["until_ms"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SnapshotError(f"cannot read identity unlink: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
 class Routing:
     """Where one event goes: the person's key, and the control records to send before it."""
 
@@ -94,8 +123,11 @@ class Routing:
     links: tuple[Link, ...] = ()
 
 
-def route_event(event: Event, person_of: PersonOf, set_person: SetPerson) -> Routing:
-    """Route ``event`` and record the links it makes.
+def route_event(
+    event: Event, person_of: PersonOf, set_person: SetPerson, linkable: Linkable | None = None
+) -> Routing:
+    """Route ``event`` and record the links it makes (none with a key that is not
+    ``linkable``: an erased user's events still in flight link nothing again).
 
     >>> from stream.events import EventType
     >>> persons: dict[str, str] = {}
@@ -119,7 +151,9 @@ def route_event(event: Event, person_of: PersonOf, set_person: SetPerson) -> Rou
     for other in linked_keys(routed):
         if other == person or person_of(other) == person:
             continue
-        set_person(other, person)
         at = event.timestamp_ms
+        if linkable is not None and not (linkable(other, at) and linkable(person, at)):
+            continue
+        set_person(other, person)
         links += (Link("request", other, person, at), Link("await", other, person, at))
     return Routing(person, tuple(links))

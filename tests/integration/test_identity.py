@@ -7,16 +7,33 @@ import itertools
 
 import orjson
 import pytest
+from rocksdict import AccessType, Rdict
 
 from agents.settings import Settings
 from scripts.kafkaio import consume
+from scripts.procs import free_port, wait_for_port
 from scripts.replay import collect_decisions, offline_decisions, send_log
 from stream import Profile, StepConfig
+from stream.partitioning import partition_for
 from stream.replay import replay
 from stream.synthetic import GeneratorConfig, generate_events
 from stream.timeutil import ms_to_iso
 from tests.integration.conftest import WorkerFactory
 from tests.integration.test_pipeline import _without_positions, differing_profiles
+from tests.integration.test_privacy import (
+    ERASED_ANON,
+    ERASED_ID,
+    OTHERS,
+    TOKEN,
+    _anonymous_visit,
+    _call,
+    _count_mentions,
+    _decisions_for,
+    _history,
+    _latest,
+    _mentions,
+    _rocksdb_stores,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -96,3 +113,70 @@ def test_stitched_identities_through_kafka_equal_an_offline_replay(
     assert stored["second"]["counts"] == {"Product Viewed": 1, "identify": 1}
     merged = sum(1 for p in stored.values() if p["merged_into"] is not None)
     assert merged >= 3 + 3, merged  # the hand-written three, and logins of the synthetic log
+
+
+def test_erasing_a_stitched_person_leaves_no_key_link_or_handoff(
+    settings: Settings, start_worker: WorkerFactory
+) -> None:
+    """The person's anonymous history, merged from another partition, goes with them: no
+    profile, forwarder, link (the identity stage's table) or handoff names either key after."""
+    port = free_port()
+    worker = start_worker(
+        stitch_identities="true",
+        web_enabled="true",
+        web_port=port,
+        privacy_tokens=f"support-desk:{TOKEN}",
+    )
+    wait_for_port("127.0.0.1", port, timeout_s=30.0, proc=worker.process)
+    base = worker.web_url
+    assert base is not None
+    assert partition_for(ERASED_ID.encode(), 4) != partition_for(ERASED_ANON.encode(), 4)
+    ids = {"anonymousId": ERASED_ANON}
+    before = (
+        _anonymous_visit(4)
+        + _history(ERASED_ID, 0, 12, **ids)
+        + [line for user in OTHERS for line in _history(user, 0, 4)]
+    )
+    bootstrap, names = settings.bootstrap_servers, settings.names
+    send_log(before, bootstrap, names.ingest)
+    assert len(_decisions_for(settings, len(before))) == len(before)
+    status, doc = _call("GET", f"{base}/privacy/users/{ERASED_ID}")
+    assert status == 200, doc
+    assert doc["user"]["merged_keys"] == [ERASED_ANON]
+    assert doc["activity"]["events_by_name"]["Product Viewed"] == 4 + 9  # merged
+
+    status, accepted = _call("POST", f"{base}/privacy/erasures", {"user_key": ERASED_ID})
+    assert status == 202, accepted
+    audit = [orjson.loads(v) for _, v in consume(bootstrap, names.audit, 2, linger_s=3.0)]
+    assert len(audit) == 2
+    record = next(a for a in audit if a["cascaded_from"] is None)
+    assert record["tombstones"] == [names.profiles_changelog, names.identities_changelog]
+
+    # In flight: the person's events and the device's anonymous ones (routed to the person
+    # until the stage forgot the link, to the device's own key after): no decision.
+    in_flight = _history(ERASED_ID, 12, 3, **ids) + _anonymous_visit(3, start=4)
+    after = [line for user in OTHERS for line in _history(user, 4, 2)]
+    send_log(in_flight + after, bootstrap, names.ingest)
+    decisions = _decisions_for(settings, len(before) + len(after))
+    assert len(decisions) == len(before) + len(after)
+    assert _call("GET", f"{base}/privacy/users/{ERASED_ANON}")[0] == 404
+
+    for changelog in (
+        names.profiles_changelog,
+        names.learners_changelog,
+        names.suppressions_changelog,
+        names.identities_changelog,
+        names.handoffs_changelog,
+    ):
+        for key, value in _latest(settings, changelog).items():
+            assert value is None or not _mentions(key), (changelog, key)
+            assert not _mentions(value), (changelog, key)
+    assert _count_mentions(settings, names.audit) == 0
+    worker.stop(timeout_s=15.0)
+    for store in _rocksdb_stores(settings.data_dir):
+        db = Rdict(str(store), access_type=AccessType.read_only())
+        try:
+            for key, value in db.items():
+                assert not _mentions(bytes(key)) and not _mentions(bytes(value)), store
+        finally:
+            db.close()

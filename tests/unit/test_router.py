@@ -22,7 +22,7 @@ from stream.partition import PartitionLearner, ProfileStore
 from stream.partitioning import partition_for
 from stream.profile import Profile
 from stream.replay import replay
-from stream.router import Link, Routing, route_event
+from stream.router import Link, Routing, Unlink, route_event
 from stream.synthetic import GeneratorConfig, generate_events
 
 ON = StepConfig(stitch_identities=True)
@@ -136,9 +136,29 @@ def test_a_new_link_is_requested_once_and_awaited_before_the_event() -> None:
     assert route_event(later, persons.get, persons.__setitem__) == Routing("u")
 
 
+def test_an_erased_key_is_linked_by_no_event_up_to_its_suppression() -> None:
+    persons: dict[str, str] = {}
+    erased = {"a": 10}
+
+    def linkable(key: str, at_ms: int) -> bool:
+        return at_ms > erased.get(key, -1)
+
+    def login(at_ms: int) -> Event:
+        return Event(f"m{at_ms}", EventType.IDENTIFY, "identify", "u", at_ms, "u", "a")
+
+    assert route_event(login(10), persons.get, persons.__setitem__, linkable) == Routing("u")
+    assert persons == {}
+    later = route_event(login(11), persons.get, persons.__setitem__, linkable)
+    assert [link.kind for link in later.links] == ["request", "await"]
+
+
 def test_link_records_round_trip_and_refuse_anything_else() -> None:
     link = Link("await", "a", "u", 5)
     assert Link.from_bytes(link.to_bytes()) == link
+    unlink = Unlink(("a", "u"), 7)
+    assert Unlink.from_bytes(unlink.to_bytes()) == unlink
+    with pytest.raises(SnapshotError):
+        Unlink.from_bytes(link.to_bytes())
     for bad in (
         b"{}",
         b"[]",
