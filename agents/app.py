@@ -101,7 +101,9 @@ def create_app(
         for name in (names.profiles_table, names.learners_table, names.suppressions_table)
     )
     identity = (
-        IdentityStage(app, settings, _in_partition_of) if step_config.stitch_identities else None
+        IdentityStage(app, settings, _in_partition_of, clock)
+        if step_config.stitch_identities
+        else None
     )
     #: Held while a batch of events or an erasure reads and writes state: an erasure must not
     #: delete a profile that a batch in flight (awaiting its sends) is about to write back.
@@ -137,6 +139,8 @@ def create_app(
         settings.erasure_skew_ms,
         () if identity is None else (names.identities_changelog,),
     )
+    if identity is not None:
+        identity.suppression_of = eraser.suppression_of
     if settings.web_enabled:
         register_pages(app, metrics)
         register_privacy(app, settings, profiles, eraser, step_config, clock)
@@ -305,9 +309,9 @@ async def _settle(
     deferred = admitted.deferred
     if waiting_at is not None:
         # The await and everything after it: not processed, processed again once the
-        # handoff is there (agents.batch stopped at it).
+        # handoff is there (agents.batch stopped at it). A hole after it is not one yet.
         deferred = [e for e in admitted.events if e.message.offset >= waiting_at] + deferred
-        admission = replace(admission, next_offset=waiting_at)
+        admission = replace(admission, next_offset=waiting_at, hole=None)
     sequencer.advance(admitted.partition, admission)
     topic, number = admitted.partition
     if admission.next_offset is not None:
@@ -436,7 +440,7 @@ async def _erase(
     with _in_partition_of(record):
         audit = eraser.erase(record, request, clock(), linked)
         if identity is not None:
-            identity.drop_handoffs_to(request.user_key)
+            identity.drop_handoffs_to(request.user_key, audit.suppressed_until_ms)
     if identity is not None:
         await identity.unlink(request.user_key, audit.suppressed_until_ms)
     await producer.flush()  # the tombstones and the suppression, before the audit says "done"

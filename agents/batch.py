@@ -33,7 +33,7 @@ from stream import (
     step,
 )
 from stream.erasure import Suppression
-from stream.identity import Handoff
+from stream.identity import Handoff, take_over
 from stream.partition import PartitionLearner, ProfileStore
 from stream.rewards import Reward
 from stream.router import Link
@@ -69,8 +69,9 @@ class BatchResult:
     counters: Counter[str] = field(default_factory=Counter)
     #: Event time of every decoded event, for the partition's watermark.
     event_times: list[int] = field(default_factory=list)
-    #: The events applied to each user's profile in this batch, to rebuild it after a failure.
-    applied: dict[str, list[Event]] = field(default_factory=dict)
+    #: The events applied to each user's profile in this batch, and the identity handoffs
+    #: taken over into it, to rebuild it after a failure.
+    applied: dict[str, list[Event | Handoff]] = field(default_factory=dict)
     #: Stored profiles read in this batch and not changed (yet): read once, not written back
     #: (identity stitching looks at the other key's profile for every event carrying both).
     read: dict[str, Profile | None] = field(default_factory=dict)
@@ -251,16 +252,18 @@ def _control(
                 result.handoffs.append(Handoff(link.key, link.person, at, at, None))
                 result.counters[SKIPPED_ERASED] += 1
                 return True
-            result.handoffs.append(learner.hand_over(link, store))
-            result.counters["identity:handed_over"] += 1
+            handoff = learner.hand_over(link, store)
+            if handoff is not None:
+                result.handoffs.append(handoff)
+                result.counters["identity:handed_over"] += 1
             return True
-        handoff = handoff_of(link)
         if erased is not None and erased.covers(link.person, link.at_ms):
-            if handoff is None:
-                return False  # dropped when it comes, so nothing naming the user stays
+            # Never waits: its handoff is dropped if here, and not kept when it comes
+            # (agents.identity).
             result.taken.append(link)
             result.counters[SKIPPED_ERASED] += 1
             return True
+        handoff = handoff_of(link)
         if handoff is None:
             person = store.get(link.person)
             if person is None or link.key not in person.aliases:
@@ -269,6 +272,8 @@ def _control(
             result.counters["identity:taken_over_before"] += 1
             return True
         note = learner.take_over(handoff, store, config)
+        # Replayed if a later event of the person in this batch fails (see _rebuild).
+        result.applied.setdefault(handoff.person, []).append(handoff)
     except Exception as exc:  # written by the stage only: a bug, not input; parked, not lost
         _reject(result, record, exc)
         return True
@@ -312,8 +317,11 @@ def _stored(user_key: str, load: ProfileLoader) -> Profile | None:
 def _rebuild(result: BatchResult, user_key: str, load: ProfileLoader, config: StepConfig) -> None:
     result.read.pop(user_key, None)  # may be the half-updated object
     profile = _stored(user_key, load)
-    for event in result.applied.get(user_key, ()):
-        profile, _ = step(profile, event, config)
+    for applied in result.applied.get(user_key, ()):
+        if isinstance(applied, Handoff):
+            profile, _ = take_over(profile, user_key, applied, config)
+        else:
+            profile, _ = step(profile, applied, config)
     if profile is None:
         result.profiles.pop(user_key, None)
     else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import faust
@@ -28,7 +28,7 @@ from faust.types import EventT, StreamT
 from agents.guard import handle_or_exit
 from agents.settings import Settings
 from stream import DeadLetter, decode_event
-from stream.erasure import subject_of
+from stream.erasure import Suppression, subject_of
 from stream.exceptions import SnapshotError
 from stream.identity import Handoff
 from stream.router import LINK_SCHEMA, Link, Unlink, route_event
@@ -58,10 +58,22 @@ def _table_key(key: str, person: str, at_ms: int) -> bytes:
 class IdentityStage:
     """Topics, tables and agents of identity stitching for one app (built by the factory)."""
 
-    def __init__(self, app: faust.App, settings: Settings, in_partition_of: Any) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        in_partition_of: Any,
+        clock: Callable[[], int],
+    ) -> None:
         names = settings.names
         self._names, self._app, self._in_partition_of = names, app, in_partition_of
         self._secret = settings.privacy_secret.encode()
+        self._clock, self._timeout_ms = clock, int(settings.identity_handoff_timeout_s * 1000)
+        #: Processing time each await started waiting (agents.batch stops at it).
+        self._waiting_since: dict[bytes, int] = {}
+        #: The erasure in force for a key (agents.erasure; set once the eraser is built): a
+        #: handoff for an erased person arriving after their erasure is not kept.
+        self.suppression_of: Callable[[str], Suppression | None] = lambda _key: None
         ingest, handoffs = (
             app.topic(
                 name,
@@ -173,14 +185,15 @@ class IdentityStage:
             self._names.ingest, key.encode(), record, None, None, _CONTROL_HEADERS
         )
 
-    def drop_handoffs_to(self, person: str) -> int:
-        """Remove the handoffs waiting for ``person`` (an erasure; in the person's partition's
-        context); how many there were."""
-        mine = [
-            k
-            for k in list(self.handoffs.keys())
-            if bytes(k).split(b"\x1f")[1:2] == [person.encode()]
-        ]
+    def drop_handoffs_to(self, person: str, until_ms: int) -> int:
+        """Remove the handoffs waiting for ``person`` from links up to ``until_ms`` (an erasure
+        and its suppression; in the person's partition's context); how many there were."""
+        mine = []
+        for stored in list(self.handoffs.keys()):
+            key = bytes(stored)
+            fields = key.split(b"\x1f")
+            if len(fields) == 3 and fields[1] == person.encode() and int(fields[2]) <= until_ms:
+                mine.append(key)
         for key in mine:
             del self.handoffs[key]
         return len(mine)
@@ -191,12 +204,36 @@ class IdentityStage:
         except SnapshotError:
             log.exception("unreadable identity handoff at offset %d", record.message.offset)
             return
+        suppression = self.suppression_of(handoff.person)
+        if suppression is not None and suppression.covers(handoff.at_ms):
+            return  # the person was erased: their await will not wait for it
         self.handoffs[_table_key(handoff.key, handoff.person, handoff.at_ms)] = record.message.value
 
     def handoff_of(self, link: Link) -> Handoff | None:
-        """The handoff an await waits for, if it has arrived (read in the await's partition)."""
-        stored = self.handoffs.get(_table_key(link.key, link.person, link.at_ms))
-        return None if stored is None else Handoff.from_bytes(bytes(stored))
+        """The handoff an await waits for, if it has arrived (read in the await's partition).
+
+        A handoff normally arrives within a round trip. One that has not after
+        ``identity_handoff_timeout_s`` (processing time) is given up on: the link is recorded
+        with nothing merged, logged, and the partition goes on. Liveness over exactness, for
+        failures only (a record Faust dropped, a crash between two changelogs' writes)."""
+        table_key = _table_key(link.key, link.person, link.at_ms)
+        stored = self.handoffs.get(table_key)
+        if stored is not None:
+            self._waiting_since.pop(table_key, None)
+            return Handoff.from_bytes(bytes(stored))
+        now = self._clock()
+        since = self._waiting_since.setdefault(table_key, now)
+        if now - since < self._timeout_ms:
+            return None
+        del self._waiting_since[table_key]
+        log.warning(
+            "identity link %s -> %s: no handoff after %d ms, linked without merging",
+            link.key,
+            link.person,
+            now - since,
+            extra={"link_at_ms": link.at_ms},
+        )
+        return Handoff(link.key, link.person, link.at_ms, link.at_ms, None)
 
     def drop_taken(self, taken: Iterable[Link]) -> None:
         """Remove the handoffs these awaits took over (in their partition's context)."""

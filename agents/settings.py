@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     #: one-partition ingest topic, and the worker's identity stage routes each to its person's
     #: events partition.
     stitch_identities: bool = False
+    #: How long (processing time) a person's partition waits at an identity link for the
+    #: other key's handoff before linking without merging (agents.identity; a failure path).
+    identity_handoff_timeout_s: float = Field(default=30.0, gt=0)
     #: uvloop roughly halves the event-loop overhead that dominates a Faust worker's CPU time.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 

@@ -52,13 +52,14 @@ def _event_stream(seed: int, users: int, partitions: int) -> Iterator[Prepared]:
     return prepare(generate_events(GeneratorConfig(seed=seed, users=users, days=30.0)), partitions)
 
 
-def bench_pure_step(events: int, users: int, repeats: int) -> dict[str, Any]:
+def bench_pure_step(events: int, users: int, repeats: int, stitch: bool = False) -> dict[str, Any]:
     """Events/s of decode + step + decision serialization on one core."""
     lines = [e.value for e in itertools.islice(_event_stream(3, users, 1), events)]
     rates = []
+    config = StepConfig(stitch_identities=stitch)
     for _ in range(repeats):
         started = time.perf_counter()
-        for output in replay_outputs(lines, StepConfig()):
+        for output in replay_outputs(lines, config):
             if isinstance(output, Decision):
                 output.to_bytes(emitted_at_ms=0)
         rates.append(len(lines) / (time.perf_counter() - started))
@@ -96,7 +97,7 @@ def _measure(
     producer = new_producer(pipeline.settings.bootstrap_servers)
     before = watcher.count()
     started = time.monotonic()
-    send_paced(producer, pipeline.settings.names.events, batch, rate, sent_ms)
+    send_paced(producer, pipeline.settings.ingress_topic, batch, rate, sent_ms)
     producer.close()
     complete = watcher.wait_for(before + len(batch), timeout_s=180.0)
     elapsed = time.monotonic() - started
@@ -113,9 +114,14 @@ def _measure(
 
 
 def bench_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
-    stream = _event_stream(args.seed, args.users, args.partitions)
+    # With stitching, events go to the one-partition ingest topic.
+    ingress_partitions = 1 if args.stitch_identities else args.partitions
+    stream = _event_stream(args.seed, args.users, ingress_partitions)
     with LocalPipeline(
-        run_dir=args.run_dir, partitions=args.partitions, workers=args.workers
+        run_dir=args.run_dir,
+        partitions=args.partitions,
+        workers=args.workers,
+        stitch_identities=args.stitch_identities,
     ) as pipeline:
         watcher = DecisionWatcher(
             pipeline.settings.bootstrap_servers, pipeline.settings.names.decisions
@@ -162,6 +168,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--state-sessions", type=float, default=12.0, help="sessions per user per day (heavy)"
     )
     parser.add_argument("--skip-e2e", action="store_true", help="only the pure step")
+    parser.add_argument(
+        "--stitch-identities",
+        action="store_true",
+        help="with identity stitching (end to end: through the identity stage)",
+    )
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench.json"))
     parser.add_argument(
@@ -182,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         return _plot_only(args.plot_only, args.plot)
     exit_on_termination_signals()
     report: dict[str, Any] = {
-        "pure_step": bench_pure_step(args.pure_events, args.users, args.repeats)
+        "pure_step": bench_pure_step(
+            args.pure_events, args.users, args.repeats, args.stitch_identities
+        ),
+        "stitch_identities": args.stitch_identities,
     }
     print(
         f"pure step: {report['pure_step']['median_events_per_s']:,} events/s on one core",

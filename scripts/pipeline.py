@@ -46,6 +46,8 @@ class LocalPipeline:
     #: Enable the first worker's web server (metrics, dashboard) on a free port.
     web: bool = False
     write_key: str = field(default_factory=lambda: "wk-" + secrets.token_hex(8))
+    #: Identity stitching (stream.router): producers send to the ingest topic.
+    stitch_identities: bool = False
     #: The bearer token of the first worker's privacy API (with ``web``), fresh for each run.
     privacy_token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     settings: Settings = field(init=False)
@@ -65,7 +67,10 @@ class LocalPipeline:
         # The broker keeps everything in memory, so a new broker means a new, empty state dir.
         shutil.rmtree(state_root, ignore_errors=True)
         self.settings = Settings(
-            bootstrap_servers=f"127.0.0.1:{port}", partitions=self.partitions, data_dir=state_root
+            bootstrap_servers=f"127.0.0.1:{port}",
+            partitions=self.partitions,
+            data_dir=state_root,
+            stitch_identities=self.stitch_identities,
         )
         try:
             self.broker.start()
@@ -84,6 +89,7 @@ class LocalPipeline:
             "LIVEPROFILES_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
             "LIVEPROFILES_PARTITIONS": str(self.partitions),
             "LIVEPROFILES_DATA_DIR": str(state_dir),
+            "LIVEPROFILES_STITCH_IDENTITIES": str(self.stitch_identities).lower(),
         }
         if self.web and index == 0:
             env.update(
@@ -99,6 +105,7 @@ class LocalPipeline:
         env = {
             "LIVEPROFILES_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
             "LIVEPROFILES_COLLECTOR_WRITE_KEYS": self.write_key,
+            "LIVEPROFILES_STITCH_IDENTITIES": str(self.stitch_identities).lower(),
         }
         log_path = self.run_dir / f"collector-{port}.log"
         self.http = CollectorProcess(env=env, log_path=log_path, port=free_port())

@@ -86,27 +86,38 @@ class ErasureRequest(BaseModel):
             raise InvalidErasureRequest(f"{where}: {first['msg']}") from exc
 
 
+#: How many times a derived request may derive again (a person's merged keys, their own
+#: anonymous ids): enough for every chain stitching makes, and a bound whatever the state.
+MAX_CASCADE_DEPTH = 3
+
+
 def linked_requests(request: ErasureRequest, profile: Profile | None) -> list[ErasureRequest]:
     """Requests for the user's other keys that ``profile`` knows: its anonymous id, the keys
-    merged into it, and the person a merged key forwards to (stream.identity).
+    merged into it, and (for the request asked for, not a derived one) the person a merged key
+    forwards to (stream.identity). A derived request cascades down to merged keys only, so
+    erasing a device's key erases the person and every other key of theirs, and the cascade
+    ends: each key's profile is deleted once, and depth is bounded.
 
     >>> r = ErasureRequest(request_id="r", user_key="u", requested_by="s", requested_at_ms=0)
     >>> [x.user_key for x in linked_requests(r, Profile("u", user_id="u", anonymous_id="a"))]
     ['a']
     """
-    if request.cascaded_from is not None or profile is None:
-        return []  # one level: a derived request's profile is the anonymous one
+    depth = request.request_id.count("/") if request.cascaded_from is not None else 0
+    if profile is None or depth >= MAX_CASCADE_DEPTH:
+        return []
+    up = (profile.merged_into,) if request.cascaded_from is None else ()
     others = dict.fromkeys(
         key
-        for key in (profile.anonymous_id, *sorted(profile.aliases), profile.merged_into)
+        for key in (profile.anonymous_id, *sorted(profile.aliases), *up)
         if key is not None and key != request.user_key
     )
+    root = request.cascaded_from or request.request_id
     return [
         request.model_copy(
             update={
                 "request_id": f"{request.request_id}/{n}",
                 "user_key": key,
-                "cascaded_from": request.request_id,
+                "cascaded_from": root,
             }
         )
         for n, key in enumerate(others, start=1)

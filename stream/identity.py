@@ -36,12 +36,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from stream.config import StepConfig
 from stream.consent import withhold
 from stream.deadletter import SourcePosition
+from stream.decision import Decision
 from stream.events import Event, EventType
 from stream.exceptions import SnapshotError
 from stream.features import ordered_settings
@@ -153,7 +155,9 @@ def stitch(
     done = other is not None and other.merged_into == user_key
     if done and known is not None and other_key in known.aliases:
         return None
-    forwarder, handoff = hand_over(other, other_key, user_key, at_ms)
+    # Here a forwarder of this very link means its person's write was lost: hand over again.
+    forwarder, handoff = hand_over(other, other_key, user_key, at_ms, again=True)
+    assert handoff is not None
     person, note = take_over(known, user_key, handoff, config)
     put(user_key, person)
     put(other_key, forwarder)
@@ -209,20 +213,29 @@ class Handoff:
 
 
 def hand_over(
-    other: Profile | None, other_key: str, person_key: str, at_ms: int
-) -> tuple[Profile, Handoff]:
+    other: Profile | None, other_key: str, person_key: str, at_ms: int, again: bool = False
+) -> tuple[Profile, Handoff | None]:
     """The other key's side of a link: its profile becomes a forwarder to the person (keeping
     its history, not its labels or decisions, which move), and what it held is handed over.
-    ``other`` is updated in place when there is one."""
+    ``other`` is updated in place when there is one.
+
+    No handoff when ``other`` was handed over for this very link already (the request
+    delivered again after a crash): the first one, labels and all, was sent and acknowledged
+    before the forwarder was stored, and a second, from the forwarder, would replace it;
+    ``again`` hands over all the same (what the forwarder kept)."""
     if other is None:
-        forwarder = Profile(user_key=other_key, last_seen_ms=at_ms, merged_into=person_key)
+        forwarder = Profile(
+            user_key=other_key, last_seen_ms=at_ms, merged_into=person_key, merged_at_ms=at_ms
+        )
         return forwarder, Handoff(other_key, person_key, at_ms, at_ms, None)
+    if other.merged_into == person_key and other.merged_at_ms == at_ms and not again:
+        return other, None
     seen = other.last_seen_ms if other.last_seen_ms is not None else at_ms
     elsewhere = other.merged_into is not None and other.merged_into != person_key
     # A consent record has no history but must travel: an opt-out holds for the person.
     holds = other.first_seen_ms is not None or other.consent is False
     history = other.copy() if holds and not elsewhere else None
-    other.merged_into = person_key
+    other.merged_into, other.merged_at_ms = person_key, at_ms
     if not elsewhere:
         other.labels, other.decisions = [], []
     return other, Handoff(other_key, person_key, at_ms, seen, history, elsewhere)
@@ -317,7 +330,7 @@ def _combine(person: Profile, other: Profile, config: StepConfig) -> None:
     person.decisions = decisions[-config.policy.rewards.max_pending :]
     # The running choice names a session of one history; the person's next decision is new.
     person.choice = None
-    person.last_decision = person.last_decision or other.last_decision
+    person.last_decision = _later(person.last_decision, other.last_decision)
     person.anonymous_id = person.anonymous_id or other.anonymous_id
     person.aliases = {**other.aliases, **person.aliases}
 
@@ -338,6 +351,22 @@ def _joined_ordered(
         pendings.extend(pending)
     joined = join(finals[0], finals[1], later.first_seen_ms, frozenset(later.counts), cfg)
     return joined, sorted(pendings, key=event_order)
+
+
+def _later(
+    mine: Decision | dict[str, Any] | None, theirs: Decision | dict[str, Any] | None
+) -> Decision | dict[str, Any] | None:
+    """The decision made at the later event (a kept decision is the object or its summary)."""
+    if mine is None or theirs is None:
+        return mine if theirs is None else theirs
+    return theirs if _decided_at(theirs) > _decided_at(mine) else mine
+
+
+def _decided_at(decision: Decision | dict[str, Any]) -> int:
+    if isinstance(decision, Decision):
+        return decision.event_time_ms
+    event = decision.get("event")
+    return int(event[1]) if isinstance(event, list) and len(event) > 1 else 0
 
 
 def _recent(first: list[int], then: list[int], window: int) -> list[int]:

@@ -215,9 +215,10 @@ class PartitionLearner:
                 (store.moved or self.forget)(other)
         return event, tuple(notes)
 
-    def hand_over(self, link: Link, store: ProfileStore) -> Handoff:
+    def hand_over(self, link: Link, store: ProfileStore) -> Handoff | None:
         """The other key's side of a link (a ``request`` from the identity stage): its profile
-        becomes a forwarder and its pending labels leave this partition's index."""
+        becomes a forwarder and its pending labels leave this partition's index (``None``:
+        handed over for this link already, stream.identity.hand_over)."""
         forwarder, handoff = hand_over(store.get(link.key), link.key, link.person, link.at_ms)
         store.put(link.key, forwarder)
         self.forget(link.key)

@@ -86,6 +86,9 @@ class Profile:
     #: under. Events carrying only this key go there; the history is kept until idle eviction
     #: so a merge lost in a crash can be made again (stream.identity).
     merged_into: str | None = None
+    #: The time of the link this key was handed over for (with ``merged_into``): a request
+    #: delivered again for the same link hands nothing over a second time.
+    merged_at_ms: int | None = None
 
     def copy(self) -> Profile:
         """A deep copy (leaves are immutable scalars, tuples or never-mutated lists)."""
@@ -117,6 +120,7 @@ class Profile:
             self.last_decision,
             dict(self.aliases),
             self.merged_into,
+            self.merged_at_ms,
         )
 
     def restart(self, **kept: Any) -> None:
@@ -131,6 +135,7 @@ class Profile:
             applied=self.applied,
             aliases=self.aliases,
             merged_into=self.merged_into,
+            merged_at_ms=self.merged_at_ms,
             **kept,
         )
         for name in Profile.__dataclass_fields__:
@@ -165,6 +170,7 @@ class Profile:
             "last_decision": self.last_decision_summary(),
             "aliases": self.aliases,
             "merged_into": self.merged_into,
+            "merged_at_ms": self.merged_at_ms,
         }
 
     def last_decision_summary(self) -> dict[str, Any] | None:
@@ -240,6 +246,7 @@ class Profile:
             last_decision=doc["last_decision"],
             aliases={str(k): int(v) for k, v in doc["aliases"].items()},
             merged_into=doc["merged_into"],
+            merged_at_ms=doc["merged_at_ms"],
         )
 
 

@@ -106,3 +106,8 @@ def test_partition_for_matches_kafkas_default_partitioner(key: bytes) -> None:
 
     expected = DefaultPartitioner().partition("t", key, key, None, None, Cluster())
     assert partition_for(key, 7) == expected
+
+
+def test_producers_send_to_the_ingest_topic_when_identities_are_stitched() -> None:
+    assert Settings(prefix="p").ingress_topic == "p.events.v1"
+    assert Settings(prefix="p", stitch_identities=True).ingress_topic == "p.ingest.v1"

@@ -122,7 +122,7 @@ def test_the_audit_record_names_the_subject_never_the_user() -> None:
     assert removed_from(None, learner_index=False).to_dict()["profile"] is False
 
 
-def test_a_known_users_anonymous_id_gets_a_derived_request_of_one_level() -> None:
+def test_a_known_users_anonymous_id_gets_a_derived_request() -> None:
     request = _request()
     known = Profile(request.user_key, user_id=request.user_key, anonymous_id="anon-1")
     (derived,) = linked_requests(request, known)
@@ -130,7 +130,18 @@ def test_a_known_users_anonymous_id_gets_a_derived_request_of_one_level() -> Non
     assert derived.request_id == "r1/1" and derived.requested_by == request.requested_by
     assert ErasureRequest.from_bytes(derived.to_bytes()) == derived
     anonymous = Profile("anon-1", anonymous_id="anon-1")
-    assert linked_requests(derived, anonymous) == [], "a derived request does not cascade"
+    assert linked_requests(derived, anonymous) == [], "nothing more to cascade to"
+    # Erasing a device's merged key reaches the person, then the person's other keys; a
+    # derived request never goes back up, and the depth is bounded.
+    device = linked_requests(_request(user_key="a1"), Profile("a1", merged_into="u"))
+    assert [(d.user_key, d.cascaded_from) for d in device] == [("u", "r1")]
+    person = Profile("u", anonymous_id="a1", aliases={"a1": 0, "a2": 0})
+    # (a1 again: erasing a key twice finds nothing the second time)
+    assert [d.user_key for d in linked_requests(device[0], person)] == ["a1", "a2"]
+    forwarder = Profile("a2", merged_into="u")
+    assert linked_requests(linked_requests(device[0], person)[1], forwarder) == []
+    deep = _request().model_copy(update={"request_id": "r1/1/1/1", "cascaded_from": "r1"})
+    assert linked_requests(deep, person) == []
     assert linked_requests(request, Profile("u", user_id="u")) == []
     assert linked_requests(_request(user_key="anon-1"), anonymous) == []
     assert linked_requests(request, None) == []

@@ -104,6 +104,7 @@ def _staged(
                 decisions.setdefault(decision.decision_id, decision.to_bytes())
         elif record.kind == "request":
             handoff = learners[p].hand_over(record, store)
+            assert handoff is not None  # each link is requested once here
             # Through the handoffs topic: as bytes.
             handoffs[(record.key, record.person)].append(Handoff.from_bytes(handoff.to_bytes()))
         else:
