@@ -63,9 +63,6 @@ Clock = Callable[[], int]
 
 #: How often to look for partitions that stopped short of their log's end (agents.sequencer).
 STALL_CHECK_S = 5.0
-#: How long a batch that stopped at an identity await lets the handoff agent run before its
-#: records are fetched again.
-HANDOFF_POLL_S = 0.01
 
 
 def wall_clock_ms() -> int:
@@ -150,16 +147,20 @@ def create_app(
 
     async def handle(batch: Sequence[EventT[bytes]]) -> None:
         async with state_lock:
-            waiting = await handle_events(batch)
-        if waiting:
-            # A partition waits for an identity handoff (stream.router): give the agent that
-            # receives it time to run before the records are fetched again.
-            await asyncio.sleep(HANDOFF_POLL_S)
+            await handle_events(batch)
 
-    async def handle_events(batch: Sequence[EventT[bytes]]) -> bool:
+    async def handle_events(batch: Sequence[EventT[bytes]]) -> None:
         if lose is not None:
             batch = lose(batch)
-        admitted = [_admit(sequencer, group) for group in _by_partition(batch)]
+        groups = list(_by_partition(batch))
+        if identity is not None:
+            # Records of a partition paused at an identity await, fetched before the pause:
+            # held (the partition is fetched again from the await once resumed).
+            for group in [g for g in groups if identity.is_waiting(g[0].message.partition)]:
+                groups.remove(group)
+                for event in group:
+                    event.message.acked = True
+        admitted = [_admit(sequencer, group) for group in groups]
         work = [a for a in admitted if a.events]
         results = []
         for a in work:
@@ -197,7 +198,10 @@ def create_app(
         for a in work:
             next_offset = waiting.get(a.partition, a.events[-1].message.offset + 1)
             positions[a.partition[1]] = next_offset
-        return bool(waiting)
+        for a, (first, result) in zip(work, results, strict=True):
+            if identity is not None and result.waiting_for is not None:
+                with _in_partition_of(first):  # it reads the partition's handoffs
+                    await identity.wait(a.partition[1], waiting[a.partition], result.waiting_for)
 
     @app.on_partitions_revoked.connect
     async def _stop_sequencing(_sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
@@ -241,8 +245,12 @@ def create_app(
             if highwater is not None:
                 highwaters[(tp.topic, tp.partition)] = highwater
         for partition, offset in sequencer.stalled(highwaters).items():
+            if identity is not None and identity.is_waiting(partition[1]):
+                continue  # paused at an identity await: fetched again below
             await _seek_back(app.consumer, partition, offset, f"no progress in {STALL_CHECK_S} s")
             metrics.observe_sequencing(0, 0, rewound=True)
+        if identity is not None:
+            await identity.retry_waiting()
 
     @app.timer(interval=10.0)  # type: ignore[untyped-decorator]
     async def log_stats() -> None:
@@ -330,13 +338,9 @@ async def _settle(
         # and an acknowledged offset may be committed. Marked as acknowledged already, these
         # are left out of that bookkeeping, so the committed offset cannot pass them.
         event.message.acked = True
-    if admission.hole is not None:
+    if admission.hole is not None:  # (none when waiting: agents.identity pauses and seeks)
         resume_at, got = admission.hole
         await _seek_back(consumer, admitted.partition, resume_at, f"got offset {got}")
-    elif waiting_at is not None:
-        # Not a fault: a merge across partitions takes a round trip (stream.router).
-        why = "waiting for an identity handoff"
-        await _seek_back(consumer, admitted.partition, waiting_at, why, logging.DEBUG)
     metrics.observe_sequencing(
         admission.redelivered, admission.deferred, admission.hole is not None
     )

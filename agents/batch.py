@@ -80,8 +80,11 @@ class BatchResult:
     #: The awaits whose handoff was taken over: their handoffs can go.
     taken: list[Link] = field(default_factory=list)
     #: The index of the record the batch stopped at: an await whose handoff has not arrived
-    #: yet. It and every later record of the partition wait (agents.app seeks back to it).
+    #: yet. It and every later record of the partition wait (agents.identity pauses the
+    #: partition at it until the handoff arrives).
     waiting: int | None = None
+    #: The await the batch stopped at.
+    waiting_for: Link | None = None
 
     def profile_bytes(self) -> dict[str, bytes]:
         """Each changed profile serialized once."""
@@ -124,7 +127,7 @@ def process_records(
             if learner is None or handoff_of is None:
                 _reject(result, record, ValueError("identity control record, stitching is off"))
             elif not _control(result, record, learner, store, config, handoff_of, erased):
-                result.waiting = index
+                result.waiting, result.waiting_for = index, Link.from_bytes(record.value)
                 break
             continue
         result.counters["events_in"] += 1

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from agents.guard import handle_or_exit
 from agents.settings import Settings
@@ -71,6 +71,8 @@ class IdentityStage:
         self._clock, self._timeout_ms = clock, int(settings.identity_handoff_timeout_s * 1000)
         #: Processing time each await started waiting (agents.batch stops at it).
         self._waiting_since: dict[bytes, int] = {}
+        #: Events partitions paused at an await: partition -> (its offset, the link).
+        self._paused: dict[int, tuple[int, Link]] = {}
         #: The erasure in force for a key (agents.erasure; set once the eraser is built): a
         #: handoff for an erased person arriving after their erasure is not kept.
         self.suppression_of: Callable[[str], Suppression | None] = lambda _key: None
@@ -208,6 +210,43 @@ class IdentityStage:
         if suppression is not None and suppression.covers(handoff.at_ms):
             return  # the person was erased: their await will not wait for it
         self.handoffs[_table_key(handoff.key, handoff.person, handoff.at_ms)] = record.message.value
+        waiting = self._paused.get(record.message.partition)
+        if waiting is not None and (waiting[1].key, waiting[1].person) == (
+            handoff.key,
+            handoff.person,
+        ):
+            await self._resume(record.message.partition)
+
+    def is_waiting(self, partition: int) -> bool:
+        """Whether the events partition is paused at an await (its records are held)."""
+        return partition in self._paused
+
+    async def wait(self, partition: int, offset: int, link: Link) -> None:
+        """Pause the events partition at the await at ``offset`` until its handoff arrives:
+        no fetching while it waits (the handoff agent resumes it, or :meth:`retry_waiting`)."""
+        consumer = self._app.consumer
+        tp = TP(self._names.events, partition)
+        await consumer.seek_wait({tp: offset})
+        consumer.pause_partitions([tp])
+        self._paused[partition] = (offset, link)
+        if self.handoffs.get(_table_key(link.key, link.person, link.at_ms)) is not None:
+            await self._resume(partition)  # it arrived in the meantime
+
+    async def _resume(self, partition: int) -> None:
+        paused = self._paused.pop(partition, None)
+        if paused is None:
+            return
+        consumer = self._app.consumer
+        tp = TP(self._names.events, partition)
+        # From the await again: records fetched before the pause were held, not processed.
+        await consumer.seek_wait({tp: paused[0]})
+        consumer.resume_partitions([tp])
+
+    async def retry_waiting(self) -> None:
+        """Fetch every waiting partition again (a timer): an await whose handoff never comes
+        must reach its timeout (:meth:`handoff_of`)."""
+        for partition in list(self._paused):
+            await self._resume(partition)
 
     def handoff_of(self, link: Link) -> Handoff | None:
         """The handoff an await waits for, if it has arrived (read in the await's partition).
