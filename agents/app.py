@@ -44,6 +44,7 @@ from agents.names import Names
 from agents.privacy import register_privacy
 from agents.sequencer import Admission, OffsetSequencer, Partition
 from agents.settings import Settings
+from agents.topics import raw_table, raw_topic
 from agents.transport import register as register_transport
 from agents.web import register_pages
 from stream import SourcePosition, StepConfig
@@ -79,22 +80,14 @@ def create_app(
     step_config = config or StepConfig()
     names = settings.names
     app = faust.App(names.app_id, **settings.faust_options())
-    # Bytes keys and values make Faust use the "raw" codec: we own the serialization. Every
-    # topic and table has the events' partition count: co-partitioned, so partition p of each
-    # is on the worker that holds partition p of the events.
+    # Every topic and table has the events' partition count (agents.topics: raw bytes):
+    # co-partitioned, so partition p of each is on the worker that holds partition p of the
+    # events.
     events, erasures = (
-        app.topic(
-            name,
-            value_type=bytes,
-            value_serializer="raw",
-            key_type=bytes,
-            key_serializer="raw",
-            partitions=settings.partitions,
-        )
-        for name in (names.events, names.erasures)
+        raw_topic(app, name, settings.partitions) for name in (names.events, names.erasures)
     )
     profiles, learner_table, suppressions = (
-        app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        raw_table(app, name, settings.partitions)
         for name in (names.profiles_table, names.learners_table, names.suppressions_table)
     )
     identity = (
@@ -210,6 +203,8 @@ def create_app(
         for tp in revoked:
             if tp.topic == names.events:
                 learners.pop(tp.partition, None)
+                if identity is not None:
+                    identity.forget_partition(tp.partition)
 
     @app.on_rebalance_complete.connect
     async def _start_sequencing(_sender: Any, /, *_args: Any, signal: Any, **_: Any) -> None:

@@ -27,6 +27,7 @@ from faust.types import TP, EventT, StreamT
 
 from agents.guard import handle_or_exit
 from agents.settings import Settings
+from agents.topics import raw_table, raw_topic
 from stream import DeadLetter, decode_event
 from stream.erasure import Suppression, subject_of
 from stream.exceptions import SnapshotError
@@ -76,23 +77,10 @@ class IdentityStage:
         #: The erasure in force for a key (agents.erasure; set once the eraser is built): a
         #: handoff for an erased person arriving after their erasure is not kept.
         self.suppression_of: Callable[[str], Suppression | None] = lambda _key: None
-        ingest, handoffs = (
-            app.topic(
-                name,
-                value_type=bytes,
-                value_serializer="raw",
-                key_type=bytes,
-                key_serializer="raw",
-                partitions=partitions,
-            )
-            for name, partitions in ((names.ingest, 1), (names.handoffs, settings.partitions))
-        )
-        self.identities = app.Table(
-            names.identities_table, partitions=1, key_type=bytes, value_type=bytes
-        )
-        self.handoffs = app.Table(
-            names.handoffs_table, partitions=settings.partitions, key_type=bytes, value_type=bytes
-        )
+        ingest = raw_topic(app, names.ingest, 1)
+        handoffs = raw_topic(app, names.handoffs, settings.partitions)
+        self.identities = raw_table(app, names.identities_table, 1)
+        self.handoffs = raw_table(app, names.handoffs_table, settings.partitions)
 
         @app.agent(ingest, name="route-identities")
         async def route_identities(stream: StreamT[Any]) -> None:
@@ -216,6 +204,11 @@ class IdentityStage:
             handoff.person,
         ):
             await self._resume(record.message.partition)
+
+    def forget_partition(self, partition: int) -> None:
+        """The events partition was revoked: it waits no more here (its new owner processes
+        it from the committed offset, the await included)."""
+        self._paused.pop(partition, None)
 
     def is_waiting(self, partition: int) -> bool:
         """Whether the events partition is paused at an await (its records are held)."""
