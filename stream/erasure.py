@@ -102,7 +102,9 @@ def linked_requests(request: ErasureRequest, profile: Profile | None) -> list[Er
     >>> [x.user_key for x in linked_requests(r, Profile("u", user_id="u", anonymous_id="a"))]
     ['a']
     """
-    depth = request.request_id.count("/") if request.cascaded_from is not None else 0
+    root = request.cascaded_from
+    # Derived ids are the root's id plus "/n" per level (whatever the root's id contains).
+    depth = 0 if root is None else request.request_id.count("/") - root.count("/")
     if profile is None or depth >= MAX_CASCADE_DEPTH:
         return []
     up = (profile.merged_into,) if request.cascaded_from is None else ()
@@ -111,7 +113,7 @@ def linked_requests(request: ErasureRequest, profile: Profile | None) -> list[Er
         for key in (profile.anonymous_id, *sorted(profile.aliases), *up)
         if key is not None and key != request.user_key
     )
-    root = request.cascaded_from or request.request_id
+    root = root or request.request_id
     return [
         request.model_copy(
             update={

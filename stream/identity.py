@@ -45,10 +45,10 @@ from stream.consent import withhold
 from stream.deadletter import SourcePosition
 from stream.decision import Decision
 from stream.events import Event, EventType
-from stream.exceptions import SnapshotError
 from stream.features import ordered_settings
 from stream.ordered import Moment, OrderedState, event_order, join, settle
 from stream.profile import Profile
+from stream.records import read_record
 from stream.windowed import merge_into
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "NOTE_REPAIRED",
     "NOTE_ROUTED",
     "Handoff",
+    "follow",
     "hand_over",
     "linked_keys",
     "merge",
@@ -115,16 +116,28 @@ def route(user_key: str, get: Reader, source: SourcePosition | None = None) -> s
     there: redelivered after a crash, it is skipped as applied rather than counted again under
     the person.
     """
-    key, seen = user_key, {user_key}
-    for _ in range(MAX_FORWARDS):
+
+    def forwards_to(key: str) -> str | None:
         profile = get(key)
-        if (
-            profile is not None
-            and source is not None
-            and profile.applied.get(source.key, -1) >= source.offset
-        ):
-            break
-        target = profile.merged_into if profile is not None else None
+        if profile is None:
+            return None
+        if source is not None and profile.applied.get(source.key, -1) >= source.offset:
+            return None
+        return profile.merged_into
+
+    return follow(user_key, forwards_to)
+
+
+def follow(key: str, next_of: Callable[[str], str | None]) -> str:
+    """The end of ``key``'s chain of forwards (``next_of``: where a key forwards, if it does),
+    at most :data:`MAX_FORWARDS` long and stopping before a cycle.
+
+    >>> follow("a", {"a": "b", "b": "c", "c": "a"}.get)
+    'c'
+    """
+    seen = {key}
+    for _ in range(MAX_FORWARDS):
+        target = next_of(key)
         if target is None or target in seen:
             break
         key = target
@@ -195,21 +208,19 @@ class Handoff:
     @classmethod
     def from_bytes(cls, data: bytes) -> Handoff:
         """Raises :class:`SnapshotError` for anything but a handoff this version wrote."""
-        try:
-            doc = orjson.loads(data)
-            if doc.get("schema") != HANDOFF_SCHEMA:
-                raise SnapshotError(f"unsupported handoff schema {doc.get('schema')!r}")
-            history = doc["history"]
-            return cls(
-                str(doc["key"]),
-                str(doc["person"]),
-                int(doc["at_ms"]),
-                int(doc["last_seen_ms"]),
-                None if history is None else Profile.from_dict(history),
-                bool(doc["elsewhere"]),
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SnapshotError(f"cannot read identity handoff: {exc}") from exc
+        return read_record(data, HANDOFF_SCHEMA, "an identity handoff", cls._from_doc)
+
+    @classmethod
+    def _from_doc(cls, doc: dict[str, Any]) -> Handoff:
+        history = doc["history"]
+        return cls(
+            str(doc["key"]),
+            str(doc["person"]),
+            int(doc["at_ms"]),
+            int(doc["last_seen_ms"]),
+            None if history is None else Profile.from_dict(history),
+            bool(doc["elsewhere"]),
+        )
 
 
 def hand_over(

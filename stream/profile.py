@@ -187,9 +187,16 @@ class Profile:
         """Restore a profile written by :meth:`to_bytes`; raises :class:`SnapshotError`."""
         try:
             doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise SnapshotError(f"cannot restore profile: {exc}") from exc
+        return cls.from_dict(doc)
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> Profile:
+        """Restore a profile from :meth:`to_dict`'s document; raises :class:`SnapshotError`."""
+        try:
             return cls._from_dict(doc)
         except (
-            orjson.JSONDecodeError,
             KeyError,
             TypeError,
             ValueError,
@@ -198,11 +205,6 @@ class Profile:
             struct.error,
         ) as exc:
             raise SnapshotError(f"cannot restore profile: {exc}") from exc
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> Profile:
-        """Restore a profile from :meth:`to_dict`'s document; raises :class:`SnapshotError`."""
-        return cls.from_bytes(orjson.dumps(doc))
 
     @staticmethod
     def last_seen_of(data: bytes) -> int | None:

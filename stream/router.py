@@ -29,13 +29,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
 from stream.events import Event
-from stream.exceptions import SnapshotError
-from stream.identity import MAX_FORWARDS, linked_keys
+from stream.identity import follow, linked_keys
+from stream.records import read_record
 
 __all__ = ["LINK_SCHEMA", "UNLINK_SCHEMA", "Link", "Routing", "Unlink", "route_event"]
 
@@ -80,13 +80,14 @@ class Link:
     @classmethod
     def from_bytes(cls, data: bytes) -> Link:
         """Raises :class:`SnapshotError` for anything but a link record this version wrote."""
-        try:
-            doc = orjson.loads(data)
-            if doc.get("schema") != LINK_SCHEMA or doc["kind"] not in ("request", "await"):
-                raise SnapshotError(f"not an identity link: {doc.get('schema')!r}")
-            return cls(doc["kind"], str(doc["key"]), str(doc["person"]), int(doc["at_ms"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SnapshotError(f"cannot read identity link: {exc}") from exc
+        return read_record(data, LINK_SCHEMA, "an identity link", cls._from_doc)
+
+    @classmethod
+    def _from_doc(cls, doc: dict[str, Any]) -> Link:
+        kind = doc["kind"]
+        if kind not in ("request", "await"):
+            raise ValueError(f"kind {kind!r}")
+        return cls(kind, str(doc["key"]), str(doc["person"]), int(doc["at_ms"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +107,12 @@ class Unlink:
     @classmethod
     def from_bytes(cls, data: bytes) -> Unlink:
         """Raises :class:`SnapshotError` for anything but an unlink record."""
-        try:
-            doc = orjson.loads(data)
-            if doc.get("schema") != UNLINK_SCHEMA:
-                raise SnapshotError(f"not an identity unlink: {doc.get('schema')!r}")
-            return cls(tuple(str(key) for key in doc["keys"]), int(doc["until_ms"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SnapshotError(f"cannot read identity unlink: {exc}") from exc
+        return read_record(
+            data,
+            UNLINK_SCHEMA,
+            "an identity unlink",
+            lambda doc: cls(tuple(str(key) for key in doc["keys"]), int(doc["until_ms"])),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +139,7 @@ def route_event(
     ...             persons.get, persons.__setitem__).person
     'u'
     """
-    person, seen = event.user_key, {event.user_key}
-    for _ in range(MAX_FORWARDS):
-        target = person_of(person)
-        if target is None or target in seen:
-            break
-        person = target
-        seen.add(person)
+    person = follow(event.user_key, person_of)
     links: list[Link] = []
     routed = event if person == event.user_key else replace(event, user_key=person)
     for other in linked_keys(routed):

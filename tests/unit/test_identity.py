@@ -43,13 +43,17 @@ SYNTHETIC = GeneratorConfig(seed=17, users=60, days=3.0)
 
 #: What a person did, as opposed to what the policy did with it (variants and so decisions
 #: follow the key an event was decided under, which before a login is the anonymous id).
-HISTORY = (
+#: Added up exactly whatever the two histories were.
+ORDER_FREE = (
     "counts",
     "first_seen_ms",
     "last_seen_ms",
     "last_event_ms",
     "revenue_total",
     "windows",
+)
+HISTORY = (
+    *ORDER_FREE,
     "final",
     "pending",
     "context",
@@ -61,15 +65,6 @@ HISTORY = (
     "consent",
     "user_id",
     "anonymous_id",
-)
-#: Added up exactly whatever the two histories were.
-ORDER_FREE = (
-    "counts",
-    "first_seen_ms",
-    "last_seen_ms",
-    "last_event_ms",
-    "revenue_total",
-    "windows",
 )
 
 
