@@ -42,6 +42,7 @@ from agents.identity import IdentityStage, is_control
 from agents.metrics import WorkerMetrics
 from agents.names import Names
 from agents.privacy import register_privacy
+from agents.profilecache import ProfileCache
 from agents.sequencer import Admission, OffsetSequencer, Partition
 from agents.settings import Settings
 from agents.topics import raw_table, raw_topic
@@ -108,6 +109,8 @@ def create_app(
     sweeper = IdleSweeper(
         step_config.features, settings.eviction_budget, settings.eviction_every_ms
     )
+    #: Profiles this worker wrote, kept restored for the user's next batch.
+    cache = ProfileCache(settings.profile_cache_size)
     #: Next offset to process per events partition (for the consumer-lag metric).
     positions: dict[int, int] = {}
     metrics = WorkerMetrics(
@@ -159,7 +162,7 @@ def create_app(
         for a in work:
             learner = _learner_of(learners, learner_table, a.events[0], step_config)
             processed = _process_partition(
-                a.events, profiles, step_config, learner, eraser.suppression_of, identity
+                a.events, profiles, step_config, learner, eraser.suppression_of, identity, cache
             )
             results.append((a.events[0], processed))
         emitted_at_ms = await _send_outputs(results, app.producer, names, clock)
@@ -167,8 +170,10 @@ def create_app(
             partition = first.message.partition
             watermark = watermarks[partition].observe(result.event_times)
             with _in_partition_of(first):
-                for key, value in result.profile_bytes().items():
+                for key, profile in result.profiles.items():
+                    value = profile.to_bytes()
                     profiles[key.encode()] = value
+                    cache.keep(key, value, profile)
                 # After the profiles: a crash in between leaves the models behind the profiles
                 # (their labels go unlearned, counted), never ahead (stream.partition).
                 learner_table[_learner_key(partition)] = learners[partition].to_bytes()
@@ -200,6 +205,7 @@ def create_app(
     async def _stop_sequencing(_sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
         revoked: set[TP] = args[0]  # Faust sends the revoked partitions as the one argument
         sequencer.end((tp.topic, tp.partition) for tp in revoked)
+        cache.clear()  # its profiles are another worker's to change now
         for tp in revoked:
             if tp.topic == names.events:
                 learners.pop(tp.partition, None)
@@ -225,6 +231,9 @@ def create_app(
 
     async def erase(record: EventT[bytes]) -> None:
         async with state_lock:
+            # An erased profile is never served from the cache (the table no longer holds its
+            # bytes), but it must not stay in memory either; erasures are rare, so all goes.
+            cache.clear()
             await _erase(record, eraser, app.producer, names, clock, metrics, identity)
 
     @app.agent(erasures, name="erase-users")
@@ -462,6 +471,7 @@ def _process_partition(
     learner: PartitionLearner,
     suppression: SuppressionLookup,
     identity: IdentityStage | None,
+    cache: ProfileCache,
 ) -> BatchResult:
     records = [
         RawRecord(
@@ -481,6 +491,7 @@ def _process_partition(
             learner,
             suppression,
             None if identity is None else identity.handoff_of,
+            cache,
         )
 
 

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from agents.profilecache import ProfileCache
 from stream import (
     DeadLetter,
     DeadLetterReason,
@@ -92,8 +93,13 @@ class BatchResult:
 
 
 ProfileLoader = Callable[[str], bytes | None]
+#: A user's stored profile, restored (through the cache when there is one).
+ProfileReader = Callable[[str], Profile | None]
 #: The erasure still in force for a user key, if any (agents.erasure).
 SuppressionLookup = Callable[[str], Suppression | None]
+#: Counted for each stored profile read through the cache: kept restored, or decoded.
+PROFILE_CACHE_HIT = "profile_cache:hit"
+PROFILE_CACHE_MISS = "profile_cache:miss"
 #: Counted for each event dropped because its user was erased after sending it.
 SKIPPED_ERASED = "skipped:erased"
 #: The handoff of an identity link, if it has arrived (agents.app: the handoffs table).
@@ -107,6 +113,7 @@ def process_records(
     learner: PartitionLearner | None = None,
     suppression: SuppressionLookup | None = None,
     handoff_of: HandoffLookup | None = None,
+    cache: ProfileCache | None = None,
 ) -> BatchResult:
     """Decode and step every record, in order, reading each user's profile at most once.
 
@@ -115,10 +122,24 @@ def process_records(
 
     With ``handoff_of``, the records come from the identity stage (stream.router): an event is
     the profile's of its record key (its person), and control records carry out the halves of
-    identity links; at an await whose handoff has not arrived the batch stops (``waiting``)."""
+    identity links; at an await whose handoff has not arrived the batch stops (``waiting``).
+
+    With ``cache``, profiles this worker wrote are not decoded again (agents.profilecache); a
+    profile that must be rebuilt after a failed step is always restored from its bytes."""
     result = BatchResult()
+
+    def restore(user_key: str) -> Profile | None:
+        if cache is None:
+            return _stored(user_key, load)
+        stored = load(user_key)
+        if stored is None:
+            return None
+        profile, hit = cache.restore(user_key, stored)
+        result.counters[PROFILE_CACHE_HIT if hit else PROFILE_CACHE_MISS] += 1
+        return profile
+
     store = ProfileStore(
-        lambda user_key: _current_profile(result, user_key, load),
+        lambda user_key: _current_profile(result, user_key, restore),
         result.profiles.__setitem__,
     )
     erased = _Suppressions(suppression) if suppression is not None else None
@@ -133,7 +154,7 @@ def process_records(
         result.counters["events_in"] += 1
         try:
             _process_one(
-                result, record, load, config, learner, store, erased, handoff_of is not None
+                result, record, restore, config, learner, store, erased, handoff_of is not None
             )
         except StepFailed as failed:
             # Bad state, or a bug a hostile input reached: park this event with its reason and
@@ -164,7 +185,7 @@ def _reject(result: BatchResult, record: RawRecord, exc: BaseException) -> None:
 def _process_one(
     result: BatchResult,
     record: RawRecord,
-    load: ProfileLoader,
+    restore: ProfileReader,
     config: StepConfig,
     learner: PartitionLearner | None,
     store: ProfileStore,
@@ -188,14 +209,14 @@ def _process_one(
         result.counters[SKIPPED_ERASED] += 1
         return
     before = len(result.decisions)
-    _step_one(result, decoded, load, config, learner, store, routed)
+    _step_one(result, decoded, restore, config, learner, store, routed)
     result.decision_record_ms.extend([record.timestamp_ms] * (len(result.decisions) - before))
 
 
 def _step_one(
     result: BatchResult,
     event: Event,
-    load: ProfileLoader,
+    restore: ProfileReader,
     config: StepConfig,
     learner: PartitionLearner | None,
     store: ProfileStore,
@@ -204,7 +225,7 @@ def _step_one(
     if event.user_key not in result.profiles:
         # Read before stepping, so an unreadable stored profile fails here (a dead letter,
         # nothing to rebuild) rather than inside the step.
-        stored = _stored(event.user_key, load)
+        stored = restore(event.user_key)
         if stored is not None:
             result.profiles[event.user_key] = stored
     try:
@@ -302,13 +323,13 @@ class _Suppressions:
         return suppression is not None and suppression.covers(event_time_ms)
 
 
-def _current_profile(result: BatchResult, user_key: str, load: ProfileLoader) -> Profile | None:
+def _current_profile(result: BatchResult, user_key: str, restore: ProfileReader) -> Profile | None:
     cached = result.profiles.get(user_key)
     if cached is not None:
         return cached
     read = result.read
     if user_key not in read:
-        read[user_key] = _stored(user_key, load)
+        read[user_key] = restore(user_key)
     return read[user_key]
 
 

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     #: partition watermark must move before a new pass over a partition starts.
     eviction_budget: int = Field(default=100, ge=0)
     eviction_every_ms: int = Field(default=3_600_000, ge=1)
+    #: Profiles a worker keeps restored between batches (agents.profilecache), about 15-40 KB
+    #: of memory each; 0 decodes every profile from the table on every batch.
+    profile_cache_size: int = Field(default=2048, ge=0)
     #: Event times in each partition's watermark sample (stream.watermark).
     watermark_sample: int = Field(default=101, ge=1)
     #: Tests only (agents.faults): drop the first delivery of every Nth record; 0 is off.
