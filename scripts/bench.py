@@ -10,13 +10,17 @@ Pure step: decode + step + serialize the decision, over a generated log, in this
 State size: bytes per stored profile after a week of heavy activity (``--state-sessions``
 sessions per user per day, about 200 events a day each), as written to the profiles table.
 
-End to end (broker, one worker and this load driver share the machine's cores):
+End to end (broker, the workers and this load driver share the machine's cores):
 
 * peak: send ``--peak-events`` as fast as possible; sustained events/s is events divided by the
   time from the first send to the last decision's arrival;
 * offered loads: at each fraction of that peak (``--loads``), send at that rate for
   ``--seconds`` and report the achieved rate and the event-to-decision latency (p50/p95/p99),
   from the moment the event was handed to the producer to the moment its decision arrived.
+
+For the peak and each load, the CPU each process used per event (read from ``/proc``: the
+workers, the broker, this load driver) and the cores busy on average: the shared cores are what
+bounds the peak, and the split says which part a faster step would speed up.
 
 The report is JSON (``--out``); the plot, latency against offered load with the peak marked, is a
 PNG (``--plot``, by default next to the JSON: ``--out`` with ``.png``), drawn by
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -36,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from scripts.cpuusage import CpuMeter
 from scripts.kafkaio import new_producer
 from scripts.load import Prepared, prepare, send_paced
 from scripts.pipeline import DecisionWatcher, LocalPipeline
@@ -91,8 +97,15 @@ def bench_state_size(users: int, days: float, sessions_per_day: float) -> dict[s
 
 
 def _measure(
-    pipeline: LocalPipeline, watcher: DecisionWatcher, batch: list[Prepared], rate: float | None
+    pipeline: LocalPipeline,
+    watcher: DecisionWatcher,
+    batch: list[Prepared],
+    rate: float | None,
+    processes: dict[str, int] | None = None,
 ) -> dict[str, Any]:
+    """Send ``batch`` (at ``rate``, or as fast as possible) and wait for its decisions; with
+    ``processes``, also the CPU each used per event meanwhile."""
+    meter = CpuMeter(processes) if processes else None
     sent_ms: dict[str, int] = {}
     producer = new_producer(pipeline.settings.bootstrap_servers)
     before = watcher.count()
@@ -104,13 +117,17 @@ def _measure(
     latencies = sorted(
         watcher.arrived_ms[m] - sent_ms[m] for m in sent_ms if m in watcher.arrived_ms
     )
-    return {
+    measured: dict[str, Any] = {
         "offered_events_per_s": rate,
         "events": len(batch),
         "complete": complete,
         "achieved_events_per_s": round(len(batch) / elapsed),
+        "seconds": round(elapsed, 3),
         "latency_ms": {f"p{q}": round(percentile(latencies, q), 1) for q in (50, 95, 99)},
     }
+    if meter is not None:
+        measured["cpu"] = _cpu_split(meter, len(batch), elapsed)
+    return measured
 
 
 def bench_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
@@ -129,21 +146,52 @@ def bench_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
         watcher.start()
         try:
             _measure(pipeline, watcher, list(itertools.islice(stream, 2000)), None)  # warm-up
+            processes = _processes(pipeline)
             peak = _measure(
-                pipeline, watcher, list(itertools.islice(stream, args.peak_events)), None
+                pipeline, watcher, list(itertools.islice(stream, args.peak_events)), None, processes
             )
             print(f"peak: {peak['achieved_events_per_s']:,} events/s", file=sys.stderr)
             loads = []
             for fraction in args.loads:
                 rate = peak["achieved_events_per_s"] * fraction
                 batch = list(itertools.islice(stream, int(rate * args.seconds)))
-                result = _measure(pipeline, watcher, batch, rate)
+                result = _measure(pipeline, watcher, batch, rate, processes)
                 result["fraction_of_peak"] = fraction
                 print(f"{fraction:.0%} of peak: {result}", file=sys.stderr)
                 loads.append(result)
         finally:
             watcher.stop()
     return {"peak": peak, "loads": loads, "partitions": args.partitions, "workers": args.workers}
+
+
+def _processes(pipeline: LocalPipeline) -> dict[str, int]:
+    """The run's processes by role: the broker, each worker, and this one (the load driver:
+    producer, decision watcher)."""
+    processes = {"load driver": os.getpid()}
+    if pipeline.broker.process is not None:
+        processes["broker"] = pipeline.broker.process.pid
+    for index, worker in enumerate(pipeline.started):
+        if worker.process is not None:
+            processes[f"worker {index}"] = worker.process.pid
+    return processes
+
+
+def _cpu_split(meter: CpuMeter, events: int, seconds: float) -> dict[str, Any]:
+    """CPU ms per event of each process, of all workers together, and of everything; and how
+    many cores were busy on average. What the machine's cores bound: ``cores / total`` events
+    per ms at best."""
+    used = meter.used()
+    per_event = {
+        name: None if cpu is None else round(1000.0 * cpu / events, 3) for name, cpu in used.items()
+    }
+    known = [cpu for cpu in used.values() if cpu is not None]
+    workers = [cpu for name, cpu in used.items() if name.startswith("worker") and cpu is not None]
+    return {
+        "ms_per_event": per_event,
+        "workers_ms_per_event": round(1000.0 * sum(workers) / events, 3),
+        "total_ms_per_event": round(1000.0 * sum(known) / events, 3),
+        "cores_busy": round(sum(known) / seconds, 2) if seconds > 0 else None,
+    }
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
