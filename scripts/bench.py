@@ -18,7 +18,8 @@ End to end (broker, the workers and this load driver share the machine's cores):
   ``--seconds`` and report the achieved rate and the event-to-decision latency (p50/p95/p99),
   from the moment the event was handed to the producer to the moment its decision arrived.
 
-For the peak and each load, the CPU each process used per event (read from ``/proc``: the
+Before the peak, the cores the idle pipeline keeps busy (``--idle-seconds``: polling, timers);
+for the peak and each load, the CPU each process used per event (read from ``/proc``: the
 workers, the broker, this load driver) and the cores busy on average: the shared cores are what
 bounds the peak, and the split says which part a faster step would speed up.
 
@@ -147,6 +148,8 @@ def bench_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
         try:
             _measure(pipeline, watcher, list(itertools.islice(stream, 2000)), None)  # warm-up
             processes = _processes(pipeline)
+            idle = _idle(processes, args.idle_seconds)
+            print(f"idle: {idle}", file=sys.stderr)
             peak = _measure(
                 pipeline, watcher, list(itertools.islice(stream, args.peak_events)), None, processes
             )
@@ -161,7 +164,13 @@ def bench_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
                 loads.append(result)
         finally:
             watcher.stop()
-    return {"peak": peak, "loads": loads, "partitions": args.partitions, "workers": args.workers}
+    return {
+        "idle": idle,
+        "peak": peak,
+        "loads": loads,
+        "partitions": args.partitions,
+        "workers": args.workers,
+    }
 
 
 def _processes(pipeline: LocalPipeline) -> dict[str, int]:
@@ -174,6 +183,16 @@ def _processes(pipeline: LocalPipeline) -> dict[str, int]:
         if worker.process is not None:
             processes[f"worker {index}"] = worker.process.pid
     return processes
+
+
+def _idle(processes: dict[str, int], seconds: float) -> dict[str, Any]:
+    """Cores each process keeps busy with nothing sent (polling, timers) for ``seconds``."""
+    meter = CpuMeter(processes)
+    time.sleep(seconds)
+    used = meter.used()
+    cores = {name: None if cpu is None else round(cpu / seconds, 3) for name, cpu in used.items()}
+    known = [c for c in cores.values() if c is not None]
+    return {"seconds": seconds, "cores": cores, "cores_busy": round(sum(known), 2)}
 
 
 def _cpu_split(meter: CpuMeter, events: int, seconds: float) -> dict[str, Any]:
@@ -205,6 +224,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peak-events", type=int, default=30_000)
     parser.add_argument("--loads", type=float, nargs="*", default=[0.3, 0.5, 0.7, 0.9])
     parser.add_argument("--seconds", type=float, default=10.0, help="per offered load")
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=5.0,
+        help="after the warm-up, measure the CPU the idle pipeline uses for this long",
+    )
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--partitions", type=int, default=4)
