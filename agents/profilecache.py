@@ -1,9 +1,10 @@
 """Profiles kept restored between batches, so a user's next batch need not decode them again.
 
 The profiles table holds bytes. Restoring a profile (parsing it, rebuilding its windows, ordered
-state and pending labels, and later the feature head the step keeps in memory) cost a worker
-almost half as much as stepping the event. A user's events come in bursts (a session), so the
-profile one batch writes is usually read again by one of the next few batches.
+state and pending labels, and later the feature head the step keeps in memory) costs about 53 µs
+plus the head, a tenth of stepping an event, and a worker restores one for every user of every
+batch. A user's events come in bursts (a session), so the profile one batch writes is usually
+read again by one of the next few batches.
 
 The cache keeps each written profile object next to the exact bytes it was written as. A read
 gets the object back only if the table still holds those same bytes; anything that changed the
