@@ -170,10 +170,12 @@ def test_dashboard_shows_live_numbers_in_headless_chromium(
         assert text("decisions-out") == f"{len(valid):,}"
         assert text("deadletters-total") == str(len(INVALID_EVENTS))
         assert text("skipped") == "1"
-        shown = {
-            cell.get_attribute("data-key"): cell.text
-            for cell in browser.find_elements(By.CSS_SELECTOR, "td[data-key]")
-        }
+        # Read in one script: the page redraws its tables every second, so cells found in one
+        # call and read in the next can be gone by then (a stale element reference).
+        shown: dict[str, str] = browser.execute_script(
+            "return Object.fromEntries([...document.querySelectorAll('td[data-key]')]"
+            ".map(cell => [cell.dataset.key, cell.innerText.trim()]));"
+        )
         expected = Counter(reason for _, reason in INVALID_EVENTS)
         for reason, count in expected.items():
             assert shown[f"deadletter:{reason}"] == str(count)
