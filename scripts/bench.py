@@ -127,7 +127,7 @@ def _measure(
         "latency_ms": {f"p{q}": round(percentile(latencies, q), 1) for q in (50, 95, 99)},
     }
     if meter is not None:
-        measured["cpu"] = _cpu_split(meter, len(batch), elapsed)
+        measured["cpu"] = _cpu_split(meter.used(), len(batch), elapsed)
     return measured
 
 
@@ -195,11 +195,11 @@ def _idle(processes: dict[str, int], seconds: float) -> dict[str, Any]:
     return {"seconds": seconds, "cores": cores, "cores_busy": round(sum(known), 2)}
 
 
-def _cpu_split(meter: CpuMeter, events: int, seconds: float) -> dict[str, Any]:
-    """CPU ms per event of each process, of all workers together, and of everything; and how
-    many cores were busy on average. What the machine's cores bound: ``cores / total`` events
-    per ms at best."""
-    used = meter.used()
+def _cpu_split(used: dict[str, float | None], events: int, seconds: float) -> dict[str, Any]:
+    """From the CPU seconds each process ``used`` (:meth:`CpuMeter.used`) over ``events`` in
+    ``seconds``: CPU ms per event of each process, of all workers together, and of everything;
+    and how many cores were busy on average. The machine's cores bound the rate: ``cores /
+    total`` events per ms at best."""
     per_event = {
         name: None if cpu is None else round(1000.0 * cpu / events, 3) for name, cpu in used.items()
     }

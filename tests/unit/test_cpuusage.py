@@ -27,17 +27,9 @@ def test_a_busy_process_is_charged_and_a_gone_one_reads_as_unknown() -> None:
     assert used["me"] is not None and used["me"] > 0.0
 
 
-class _Fixed(CpuMeter):
-    def __init__(self, used: dict[str, float | None]) -> None:
-        self._used = used
-
-    def used(self) -> dict[str, float | None]:
-        return self._used
-
-
 def test_the_split_is_per_event_with_workers_summed_and_unknowns_left_out() -> None:
-    meter = _Fixed({"load driver": 2.0, "broker": 1.0, "worker 0": 3.0, "worker 1": None})
-    split = _cpu_split(meter, events=4_000, seconds=3.0)
+    used = {"load driver": 2.0, "broker": 1.0, "worker 0": 3.0, "worker 1": None}
+    split = _cpu_split(used, events=4_000, seconds=3.0)
     assert split == {
         "ms_per_event": {"load driver": 0.5, "broker": 0.25, "worker 0": 0.75, "worker 1": None},
         "workers_ms_per_event": 0.75,
